@@ -1,0 +1,153 @@
+import CRdKafka
+import Foundation
+import Logging
+
+/// Topic and group administration: create topics, list groups, and read or rewrite a stopped group's offsets.
+public final class KafkaAdmin: Sendable {
+    private let configuration: KafkaClientConfiguration
+    private let client: RDKafkaClient
+    private let logger: Logger
+
+    public struct GroupInfo: Sendable, Equatable {
+        public let name: String
+        public let state: String
+        public let memberCount: Int
+    }
+
+    public enum TopicCreation: Sendable, Equatable {
+        case created
+        case alreadyExists
+    }
+
+    public init(configuration: KafkaClientConfiguration, logger: Logger) throws(KafkaError) {
+        self.configuration = configuration
+        self.logger = logger
+        let conf = try configuration.makeConf(role: .producer, defaults: ["client.id": "audience-relay-admin"],
+                                              overrides: ["allow.auto.create.topics": "false"],
+                                              operation: "admin")
+        client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, conf: conf, operation: "admin")
+    }
+
+    /// Creates each topic that does not exist yet; existing topics are left alone, whatever their partition count.
+    public func createTopics(_ topics: [String], partitions: Int32, replicationFactor: Int32 = -1,
+                             timeoutMs: Int32 = 30_000) async throws(KafkaError) -> [String: TopicCreation]
+    {
+        let client = self.client
+        return try await RDKafkaClient.blocking { () throws(KafkaError) in
+            var errbuf = [CChar](repeating: 0, count: 512)
+            var newTopics: [OpaquePointer?] = []
+            defer { for t in newTopics { rd_kafka_NewTopic_destroy(t) } }
+            for topic in topics {
+                guard let t = rd_kafka_NewTopic_new(topic, partitions, replicationFactor, &errbuf, errbuf.count) else {
+                    let detail = errbuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                    throw KafkaError.usage(detail, operation: "createTopics \(topic)")
+                }
+                newTopics.append(t)
+            }
+            let queue = rd_kafka_queue_new(client.handle)
+            defer { rd_kafka_queue_destroy(queue) }
+            let options = rd_kafka_AdminOptions_new(client.handle, RD_KAFKA_ADMIN_OP_CREATETOPICS)
+            defer { rd_kafka_AdminOptions_destroy(options) }
+            _ = rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, &errbuf, errbuf.count)
+            _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, &errbuf, errbuf.count)
+            newTopics.withUnsafeMutableBufferPointer { buf in
+                rd_kafka_CreateTopics(client.handle, buf.baseAddress, buf.count, options, queue)
+            }
+            guard let event = rd_kafka_queue_poll(queue, timeoutMs + 5_000) else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "createTopics")
+            }
+            defer { rd_kafka_event_destroy(event) }
+            let err = rd_kafka_event_error(event)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                let detail = rd_kafka_event_error_string(event).map { String(cString: $0) }
+                throw KafkaError(err, operation: "createTopics", detail: detail)
+            }
+            var count = 0
+            let results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count)
+            var outcome: [String: TopicCreation] = [:]
+            for i in 0..<count {
+                let r = results![i]
+                let name = String(cString: rd_kafka_topic_result_name(r))
+                let terr = rd_kafka_topic_result_error(r)
+                switch terr {
+                case RD_KAFKA_RESP_ERR_NO_ERROR: outcome[name] = .created
+                case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS: outcome[name] = .alreadyExists
+                default:
+                    let detail = rd_kafka_topic_result_error_string(r).map { String(cString: $0) }
+                    throw KafkaError(terr, operation: "createTopics \(name)", detail: detail)
+                }
+            }
+            return outcome
+        }
+    }
+
+    /// Partition ids of a topic; throws `isUnknownTopic` when it does not exist.
+    public func partitions(of topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int32] {
+        let partitions = try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
+        if partitions.isEmpty {
+            throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, operation: "metadata \(topic)")
+        }
+        return partitions
+    }
+
+    public func topicPartitions(_ topic: String) throws(KafkaError) -> [TopicPartition] {
+        try partitions(of: topic).map { TopicPartition(topic, $0) }
+    }
+
+    public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) throws(KafkaError)
+        -> (low: Int64, high: Int64)
+    {
+        try client.watermarks(tp, timeoutMs: timeoutMs)
+    }
+
+    public func offsetsForTimes(_ partitions: [TopicPartition], timestamp: Int64, timeoutMs: Int32 = 10_000)
+        throws(KafkaError) -> [TopicPartition: Int64]
+    {
+        try client.offsetsForTimes(partitions, timestamp: timestamp, timeoutMs: timeoutMs)
+    }
+
+    /// Consumer groups known to the cluster (all of them, or just `group`).
+    public func groups(_ group: String? = nil, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [GroupInfo] {
+        var list: UnsafePointer<rd_kafka_group_list>?
+        let err = rd_kafka_list_groups(client.handle, group, &list, timeoutMs)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaError(err, operation: "listGroups") }
+        defer { rd_kafka_group_list_destroy(list) }
+        return (0..<Int(list.pointee.group_cnt)).compactMap { i in
+            let g = list.pointee.groups[i]
+            guard g.err == RD_KAFKA_RESP_ERR_NO_ERROR || group != nil else { return nil }
+            return GroupInfo(name: String(cString: g.group), state: g.state.map { String(cString: $0) } ?? "",
+                             memberCount: Int(g.member_cnt))
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// A group's committed offsets on a topic (next offset to read); partitions without a commit are left out.
+    public func committedOffsets(group: String, topic: String) async throws(KafkaError) -> [TopicPartition: Int64] {
+        let partitions = try topicPartitions(topic)
+        let consumer = try groupHandle(group)
+        let result: Result<[TopicPartition: Int64], KafkaError>
+        do { result = .success(try await RDKafkaClient.blocking { () throws(KafkaError) in try consumer.committed(partitions) }) }
+        catch { result = .failure(error) }
+        await consumer.close()
+        return try result.get()
+    }
+
+    /// Rewrites a group's committed offsets. Refused while the group has members: a running member would overwrite
+    /// them with its own commits at once.
+    public func resetOffsets(group: String, to offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        if let info = try groups(group).first, info.memberCount > 0 {
+            throw KafkaError.usage("group \(group) has \(info.memberCount) active member(s); stop them first",
+                                   operation: "resetOffsets")
+        }
+        let consumer = try groupHandle(group)
+        var failure: KafkaError?
+        do { try await consumer.commitAsync(offsets) } catch { failure = error }
+        await consumer.close()
+        if let failure { throw failure }
+    }
+
+    /// A consumer that carries the group id without joining: enough to read and write the group's offsets.
+    private func groupHandle(_ group: String) throws(KafkaError) -> KafkaConsumer {
+        try KafkaConsumer(configuration: ConsumerConfiguration(client: configuration, mode: .assign([:], group: group)),
+                          logger: logger)
+    }
+}

@@ -1,0 +1,372 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A partition assignment change, delivered on the poll thread *before* librdkafka applies it, so the application
+/// can commit what is final (revoke) or set up state (assign) while it still owns the partitions.
+public enum RebalanceEvent: Sendable, Equatable {
+    case assigned([TopicPartition])
+    case revoked([TopicPartition])
+}
+
+public struct ConsumerConfiguration: Sendable {
+    public enum Mode: Sendable {
+        /// Consumer-group member: partitions come and go with rebalances; offsets are committed by the application.
+        case subscribe(group: String, topics: [String])
+        /// Reads exactly these partitions from these offsets (`KafkaConsumer.offsetBeginning`/`offsetEnd` allowed);
+        /// no group membership. With a group id, commits still work (used to rewrite a stopped group's offsets).
+        case assign([TopicPartition: Int64], group: String?)
+    }
+
+    public var client: KafkaClientConfiguration
+    public var mode: Mode
+    /// Fetching pauses while this many records have been read but not yet taken by the application.
+    public var maxBufferedRecords: Int
+    /// Records taken from librdkafka in one call (and handed over as one batch).
+    public var batchSize: Int
+
+    public init(client: KafkaClientConfiguration, mode: Mode, maxBufferedRecords: Int = 50_000, batchSize: Int = 2_000) {
+        self.client = client
+        self.mode = mode
+        self.maxBufferedRecords = maxBufferedRecords
+        self.batchSize = batchSize
+    }
+}
+
+/// A consumer with manual commits. Records arrive in batches through `batches()`, read by a dedicated thread.
+public final class KafkaConsumer: Sendable {
+    public static let offsetBeginning = Int64(RD_KAFKA_OFFSET_BEGINNING)
+    public static let offsetEnd = Int64(RD_KAFKA_OFFSET_END)
+
+    private let client: RDKafkaClient
+    private let context: ConsumerContext
+    private let configuration: ConsumerConfiguration
+    private let stream: AsyncStream<[KafkaRecord]>
+    private let poller: Mutex<PollThread?> = Mutex(nil)
+    private let closed = Atomic<Bool>(false)
+    private let logger: Logger
+
+    public init(configuration: ConsumerConfiguration, logger: Logger) throws(KafkaError) {
+        self.configuration = configuration
+        self.logger = logger
+        var group: String?
+        switch configuration.mode {
+        case .subscribe(let g, _): group = g
+        case .assign(_, let g): group = g
+        }
+        var overrides = ["enable.auto.commit": "false", "enable.auto.offset.store": "false",
+                         "enable.partition.eof": "false"]
+        // librdkafka needs a group id even to assign partitions by hand; such a consumer never commits.
+        overrides["group.id"] = group ?? "relay-reader-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let conf = try configuration.client.makeConf(
+            role: .consumer,
+            defaults: ["auto.offset.reset": "earliest", "client.id": "audience-relay",
+                       "queued.max.messages.kbytes": "65536"],
+            overrides: overrides, operation: "consumer")
+        let (stream, continuation) = AsyncStream.makeStream(of: [KafkaRecord].self)
+        self.stream = stream
+        context = ConsumerContext(continuation: continuation, logger: logger)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
+            guard let rk, let partitions, let opaque else { return }
+            Unmanaged<ConsumerContext>.fromOpaque(opaque).takeUnretainedValue()
+                .rebalance(rk: rk, err: err, partitions: partitions)
+        }
+        client = try RDKafkaClient(type: RD_KAFKA_CONSUMER, conf: conf, operation: "consumer")
+        // Route the main queue's events (rebalances, errors) to the consumer queue that the poll thread serves.
+        rd_kafka_poll_set_consumer(client.handle)
+    }
+
+    /// Joins the group (or takes the fixed assignment) and starts reading. `onRebalance` runs on the poll thread
+    /// before each assignment change takes effect; it may call `commit` synchronously.
+    public func start(onRebalance: @escaping @Sendable (RebalanceEvent) -> Void = { _ in }) throws(KafkaError) {
+        context.onRebalance.withLock { $0 = onRebalance }
+        switch configuration.mode {
+        case .subscribe(_, let topics):
+            let list = TopicPartitionList(topics.map { (TopicPartition($0, RD_KAFKA_PARTITION_UA), 0) })
+            defer { list.destroy() }
+            let err = rd_kafka_subscribe(client.handle, list.pointer)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(err, operation: "subscribe \(topics.joined(separator: ","))")
+            }
+        case .assign(let offsets, _):
+            let list = TopicPartitionList(offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            defer { list.destroy() }
+            context.assigned(offsets.keys.sorted())
+            let err = rd_kafka_assign(client.handle, list.pointer)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign") }
+        }
+        let queue = rd_kafka_queue_get_consumer(client.handle)!
+        let (client, context, configuration) = (self.client, self.context, self.configuration)
+        let batchSize = configuration.batchSize
+        // The poll thread owns `messages` and the pause flag; nothing else touches them.
+        let loopState = PollLoopState(batchSize: batchSize, queue: queue)
+        context.queue = queue
+        let thread = PollThread(name: "relay.consumer.poll") {
+            let overLimit = context.buffered.load(ordering: .relaxed) >= configuration.maxBufferedRecords
+            if overLimit != loopState.paused {
+                loopState.paused = overLimit
+                Self.setPaused(client.handle, overLimit)
+            } else if overLimit {
+                // A rebalance may have added partitions since the last pause; pausing again is idempotent.
+                Self.setPaused(client.handle, true)
+            }
+            let n = loopState.messages.withUnsafeMutableBufferPointer { buf in
+                rd_kafka_consume_batch_queue(loopState.queue, 100, buf.baseAddress, batchSize)
+            }
+            if n > 0 { context.deliver(loopState.messages[0..<n]) }
+        }
+        poller.withLock { $0 = thread }
+    }
+
+    /// The records read, in batches; each partition's records in offset order. Ends when the consumer stops.
+    public func batches() -> RecordBatches { RecordBatches(stream: stream, context: context) }
+
+    /// Stops reading new records (the group membership stays until `close`). Blocks until the poll thread stopped.
+    public func stopFetching() async {
+        let poller = self.poller.withLock { $0 }
+        _ = try? await RDKafkaClient.blocking { () throws(KafkaError) in poller?.stopAndWait() }
+        context.continuation.finish()
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition) synchronously. Safe inside `onRebalance`.
+    public func commit(_ offsets: [TopicPartition: Int64]) throws(KafkaError) {
+        guard !offsets.isEmpty else { return }
+        let list = TopicPartitionList(offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        defer { list.destroy() }
+        let err = rd_kafka_commit(client.handle, list.pointer, 0)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "commit") }
+        for (tp, _, perr) in list.entries where perr != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(perr, operation: "commit \(tp)")
+        }
+    }
+
+    /// `commit`, awaited off the cooperative pool.
+    public func commitAsync(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
+        try await RDKafkaClient.blocking { () throws(KafkaError) in try self.commit(offsets) }
+    }
+
+    /// The group's committed offsets (next offset to read); partitions without a commit are left out.
+    public func committed(_ partitions: [TopicPartition], timeoutMs: Int32 = 10_000) throws(KafkaError)
+        -> [TopicPartition: Int64]
+    {
+        let list = TopicPartitionList(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
+        defer { list.destroy() }
+        let err = rd_kafka_committed(client.handle, list.pointer, timeoutMs)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "committed") }
+        var result: [TopicPartition: Int64] = [:]
+        for (tp, offset, perr) in list.entries {
+            if perr != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(perr, operation: "committed \(tp)") }
+            if offset >= 0 { result[tp] = offset }
+        }
+        return result
+    }
+
+    /// Moves the read position of assigned partitions.
+    public func seek(_ offsets: [TopicPartition: Int64], timeoutMs: Int32 = 10_000) throws(KafkaError) {
+        let list = TopicPartitionList(offsets.map { ($0.key, $0.value) })
+        defer { list.destroy() }
+        if let error = rd_kafka_seek_partitions(client.handle, list.pointer, timeoutMs) {
+            let code = rd_kafka_error_code(error)
+            rd_kafka_error_destroy(error)
+            throw KafkaError(code, operation: "seek")
+        }
+    }
+
+    public func pause(_ partitions: [TopicPartition]) throws(KafkaError) {
+        try setPaused(partitions, true)
+    }
+
+    public func resume(_ partitions: [TopicPartition]) throws(KafkaError) {
+        try setPaused(partitions, false)
+    }
+
+    private func setPaused(_ partitions: [TopicPartition], _ paused: Bool) throws(KafkaError) {
+        let list = TopicPartitionList(partitions.map { ($0, 0) })
+        defer { list.destroy() }
+        let err = paused ? rd_kafka_pause_partitions(client.handle, list.pointer)
+            : rd_kafka_resume_partitions(client.handle, list.pointer)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: paused ? "pause" : "resume") }
+    }
+
+    private static func setPaused(_ rk: OpaquePointer, _ paused: Bool) {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        _ = paused ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
+    }
+
+    /// The partitions currently assigned to this consumer.
+    public func assignment() -> [TopicPartition] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(client.handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        return TopicPartitionList.entries(of: list).map(\.0).sorted()
+    }
+
+    public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) throws(KafkaError)
+        -> (low: Int64, high: Int64)
+    {
+        try client.watermarks(tp, timeoutMs: timeoutMs)
+    }
+
+    public func offsetsForTimes(_ partitions: [TopicPartition], timestamp: Int64, timeoutMs: Int32 = 10_000)
+        throws(KafkaError) -> [TopicPartition: Int64]
+    {
+        try client.offsetsForTimes(partitions, timestamp: timestamp, timeoutMs: timeoutMs)
+    }
+
+    public func partitions(of topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int32] {
+        try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
+    }
+
+    /// Leaves the group (running a final revoke through `onRebalance`) and releases the handle.
+    public func close() async {
+        await stopFetching()
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let (client, context) = (self.client, self.context)
+        _ = try? await RDKafkaClient.blocking { () throws(KafkaError) in
+            if let queue = context.queue { rd_kafka_queue_destroy(queue) }
+            _ = rd_kafka_consumer_close(client.handle)
+            context.onRebalance.withLock { $0 = { _ in } }
+            client.destroy()
+        }
+    }
+}
+
+/// The async sequence of record batches. Taking a batch out releases its share of the fetch buffer.
+public struct RecordBatches: AsyncSequence, Sendable {
+    public typealias Element = [KafkaRecord]
+    let stream: AsyncStream<[KafkaRecord]>
+    let context: ConsumerContext
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var base: AsyncStream<[KafkaRecord]>.AsyncIterator
+        let context: ConsumerContext
+
+        public mutating func next() async -> [KafkaRecord]? {
+            guard let batch = await base.next() else { return nil }
+            context.buffered.subtract(batch.count, ordering: .relaxed)
+            return batch
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: stream.makeAsyncIterator(), context: context)
+    }
+}
+
+/// State the poll thread keeps between iterations. Only the poll thread touches it.
+private final class PollLoopState: @unchecked Sendable {
+    var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
+    var paused = false
+    let queue: OpaquePointer
+    init(batchSize: Int, queue: OpaquePointer) {
+        messages = Array(repeating: nil, count: batchSize)
+        self.queue = queue
+    }
+}
+
+/// What librdkafka's callbacks reach through the opaque pointer.
+///
+/// `@unchecked Sendable`: `queue` is written once in `start` before the poll thread exists and read after it
+/// stopped; `topicNames` is touched only on the poll thread; everything else is `Mutex`/`Atomic`.
+final class ConsumerContext: @unchecked Sendable {
+    let continuation: AsyncStream<[KafkaRecord]>.Continuation
+    let onRebalance = Mutex<@Sendable (RebalanceEvent) -> Void>({ _ in })
+    /// Records yielded and not yet taken by the application.
+    let buffered = Atomic<Int>(0)
+    /// Assignment generation per owned partition, stamped on each record.
+    private let generations = Mutex<[TopicPartition: UInt64]>([:])
+    private let nextGeneration = Atomic<UInt64>(1)
+    var queue: OpaquePointer?
+    private var topicNames: [OpaquePointer: String] = [:]
+    private let logger: Logger
+
+    init(continuation: AsyncStream<[KafkaRecord]>.Continuation, logger: Logger) {
+        self.continuation = continuation
+        self.logger = logger
+    }
+
+    func assigned(_ partitions: [TopicPartition]) {
+        let generation = nextGeneration.add(1, ordering: .relaxed).newValue
+        generations.withLock { g in for tp in partitions { g[tp] = generation } }
+    }
+
+    func rebalance(rk: OpaquePointer, err: rd_kafka_resp_err_t,
+                   partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>)
+    {
+        let tps = TopicPartitionList.entries(of: partitions).map(\.0).sorted()
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        let handler = onRebalance.withLock { $0 }
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            logger.info("partitions assigned", metadata: ["partitions": "\(tps.map(\.description))"])
+            assigned(tps)
+            handler(.assigned(tps))
+            if cooperative {
+                if let e = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(e) }
+            } else {
+                rd_kafka_assign(rk, partitions)
+            }
+        default:
+            logger.info("partitions revoked", metadata: ["partitions": "\(tps.map(\.description))"])
+            handler(.revoked(tps))
+            generations.withLock { g in for tp in tps { g[tp] = nil } }
+            if cooperative {
+                if let e = rd_kafka_incremental_unassign(rk, partitions) { rd_kafka_error_destroy(e) }
+            } else {
+                rd_kafka_assign(rk, nil)
+            }
+        }
+    }
+
+    /// Copies a batch of messages out of librdkafka, destroys them and yields the records.
+    func deliver(_ messages: ArraySlice<UnsafeMutablePointer<rd_kafka_message_t>?>) {
+        let generations = self.generations.withLock { $0 }
+        var records: [KafkaRecord] = []
+        records.reserveCapacity(messages.count)
+        for case let message? in messages {
+            defer { rd_kafka_message_destroy(message) }
+            let m = message.pointee
+            guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                let detail = m.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
+                logger.warning("consumer error", metadata: ["error": "\(KafkaError(m.err, operation: "consume", detail: detail))"])
+                continue
+            }
+            let topic = topicName(m.rkt)
+            let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+            let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+            var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+            let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+            var headers: [KafkaHeader] = []
+            var hdrs: OpaquePointer?
+            if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+                var index = 0
+                var name: UnsafePointer<CChar>?
+                var valuePtr: UnsafeRawPointer?
+                var size = 0
+                while rd_kafka_header_get_all(hdrs, index, &name, &valuePtr, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let bytes = valuePtr.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                    headers.append(KafkaHeader(String(cString: name!), bytes))
+                    index += 1
+                }
+            }
+            let tp = TopicPartition(topic, m.partition)
+            records.append(KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key,
+                                       value: value, timestamp: timestamp, headers: headers,
+                                       generation: generations[tp] ?? 0))
+        }
+        guard !records.isEmpty else { return }
+        buffered.add(records.count, ordering: .relaxed)
+        continuation.yield(records)
+    }
+
+    private func topicName(_ rkt: OpaquePointer) -> String {
+        if let name = topicNames[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        topicNames[rkt] = name
+        return name
+    }
+}

@@ -1,0 +1,128 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// An idempotent producer. Every record gets its own delivery result, as an `async` call (`send`) or a callback
+/// (`enqueue`, for high rates without a task per record).
+public final class KafkaProducer: Sendable {
+    public typealias Completion = @Sendable (Result<DeliveryReport, KafkaError>) -> Void
+
+    private let client: RDKafkaClient
+    private let poller: PollThread
+    private let closed = Atomic<Bool>(false)
+    private let logger: Logger
+
+    public init(configuration: KafkaClientConfiguration, properties: [String: String] = [:], logger: Logger)
+        throws(KafkaError)
+    {
+        self.logger = logger
+        let conf = try configuration.makeConf(
+            role: .producer,
+            defaults: ["linger.ms": "5", "compression.codec": "lz4", "message.timeout.ms": "120000",
+                       "client.id": "audience-relay"],
+            overrides: properties.merging(["enable.idempotence": "true"]) { _, new in new },
+            operation: "producer")
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, _ in
+            guard let message, let opaque = message.pointee._private else { return }
+            let box = Unmanaged<DeliveryBox>.fromOpaque(opaque).takeRetainedValue()
+            let m = message.pointee
+            if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let topic = String(cString: rd_kafka_topic_name(m.rkt))
+                box.completion(.success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+            } else {
+                box.completion(.failure(KafkaError(m.err, operation: "produce")))
+            }
+        }
+        let client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, conf: conf, operation: "producer")
+        self.client = client
+        // Delivery reports are served by rd_kafka_poll.
+        poller = PollThread(name: "relay.producer.poll") { _ = rd_kafka_poll(client.handle, 100) }
+    }
+
+    /// Produces one record and returns once the broker has acknowledged it (or it has finally failed).
+    public func send(_ record: OutgoingRecord) async throws(KafkaError) -> DeliveryReport {
+        let result: Result<DeliveryReport, KafkaError> = await withCheckedContinuation { continuation in
+            do throws(KafkaError) {
+                try enqueue(record) { continuation.resume(returning: $0) }
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        return try result.get()
+    }
+
+    /// Hands one record to librdkafka; `completion` runs on the delivery thread once its fate is known.
+    /// Waits (briefly blocking) while librdkafka's local queue is full rather than failing.
+    public func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) throws(KafkaError) {
+        guard !closed.load(ordering: .acquiring) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: "produce", detail: "producer is closed")
+        }
+        let opaque = Unmanaged.passRetained(DeliveryBox(completion)).toOpaque()
+        while true {
+            let headers: OpaquePointer? = record.headers.isEmpty ? nil : rd_kafka_headers_new(record.headers.count)
+            for header in record.headers {
+                header.value.withUnsafeBytes { value in
+                    _ = rd_kafka_header_add(headers, header.key, -1, value.baseAddress, value.count)
+                }
+            }
+            let err = record.value.withUnsafeBytes { value in
+                withKey(record.key) { keyPtr, keyLen in
+                    relay_produce(client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
+                                  keyPtr, keyLen, value.baseAddress, value.count, headers, record.timestamp ?? 0,
+                                  opaque)
+                }
+            }
+            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+            if let headers { rd_kafka_headers_destroy(headers) }
+            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                // The poller drains the queue as deliveries complete.
+                usleep(1000)
+                continue
+            }
+            Unmanaged<DeliveryBox>.fromOpaque(opaque).release()
+            throw KafkaError(err, operation: "produce \(record.topic)")
+        }
+    }
+
+    /// Waits until every enqueued record has its delivery result, up to `timeoutMs`.
+    public func flush(timeoutMs: Int32 = 30_000) async throws(KafkaError) {
+        let client = self.client
+        try await RDKafkaClient.blocking { () throws(KafkaError) in
+            let err = rd_kafka_flush(client.handle, timeoutMs)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "flush") }
+        }
+    }
+
+    /// Number of records not yet delivered.
+    public var outstanding: Int { Int(rd_kafka_outq_len(client.handle)) }
+
+    public func partitions(of topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int32] {
+        try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
+    }
+
+    /// Flushes what is pending and releases the handle. Records that could not be delivered in time fail.
+    public func close(timeoutMs: Int32 = 30_000) async {
+        do { try await flush(timeoutMs: timeoutMs) } catch {
+            logger.warning("producer closed with undelivered records", metadata: ["error": "\(error)"])
+        }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let poller = self.poller
+        let client = self.client
+        _ = try? await RDKafkaClient.blocking { () throws(KafkaError) in
+            poller.stopAndWait()
+            client.destroy()
+        }
+    }
+}
+
+/// Carries a record's completion through librdkafka's per-message opaque pointer.
+private final class DeliveryBox {
+    let completion: KafkaProducer.Completion
+    init(_ completion: @escaping KafkaProducer.Completion) { self.completion = completion }
+}
+
+private func withKey<R>(_ key: [UInt8]?, _ body: (UnsafeRawPointer?, Int) -> R) -> R {
+    guard let key else { return body(nil, 0) }
+    return key.withUnsafeBytes { body($0.baseAddress, $0.count) }
+}

@@ -1,0 +1,1 @@
+// The consume -> process -> commit loop shared by every worker.

@@ -1,0 +1,2 @@
+import RelayRuntime
+print("relayctl")

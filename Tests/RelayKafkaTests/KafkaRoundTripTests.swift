@@ -1,0 +1,62 @@
+import Foundation
+import RelayKafka
+import Testing
+
+@Suite("Kafka client on the real broker", .timeLimit(.minutes(2)))
+struct KafkaRoundTripTests {
+    @Test("records keep key, value, headers and timestamp; one key stays on one partition")
+    func roundTrip() async throws {
+        let topic = try await TestBroker.createTopic("roundtrip", partitions: 4)
+        let producer = try KafkaProducer(configuration: TestBroker.client, logger: TestBroker.logger)
+        var reports: [DeliveryReport] = []
+        for i in 0..<20 {
+            let record = OutgoingRecord(topic: topic, key: Array("user-\(i % 3)".utf8), value: Array("v\(i)".utf8),
+                                        headers: [KafkaHeader("h", "x\(i)")], timestamp: 1_700_000_000_000 + Int64(i))
+            reports.append(try await producer.send(record))
+        }
+        await producer.close()
+        #expect(reports.allSatisfy { $0.topic == topic && $0.offset >= 0 })
+
+        let partitions = (0..<4).map { (TopicPartition(topic, Int32($0)), KafkaConsumer.offsetBeginning) }
+        let consumer = try KafkaConsumer(
+            configuration: ConsumerConfiguration(client: TestBroker.client,
+                                                 mode: .assign(Dictionary(uniqueKeysWithValues: partitions), group: nil)),
+            logger: TestBroker.logger)
+        try consumer.start()
+        var seen: [KafkaRecord] = []
+        for await batch in consumer.batches() {
+            seen += batch
+            if seen.count >= 20 { break }
+        }
+        await consumer.close()
+        #expect(seen.count == 20)
+        let byValue = Dictionary(uniqueKeysWithValues: seen.map { (String(decoding: $0.value, as: UTF8.self), $0) })
+        for i in 0..<20 {
+            let record = try #require(byValue["v\(i)"])
+            #expect(record.key == Array("user-\(i % 3)".utf8))
+            #expect(record.header("h")?.stringValue == "x\(i)")
+            #expect(record.timestamp == 1_700_000_000_000 + Int64(i))
+        }
+        // Same key, same partition, offsets in send order.
+        for key in 0..<3 {
+            let records = seen.filter { $0.key == Array("user-\(key)".utf8) }
+            #expect(Set(records.map(\.partition)).count == 1)
+            #expect(records.map(\.offset) == records.map(\.offset).sorted())
+        }
+    }
+
+    @Test("creating a topic twice leaves the first alone")
+    func createTopicsIdempotent() async throws {
+        let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
+        let topic = TestBroker.uniqueName("create")
+        #expect(try await admin.createTopics([topic], partitions: 3) == [topic: .created])
+        #expect(try await admin.createTopics([topic], partitions: 5) == [topic: .alreadyExists])
+        #expect(try admin.partitions(of: topic) == [0, 1, 2])
+    }
+
+    @Test("an unknown topic is a clear error")
+    func unknownTopic() throws {
+        let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
+        #expect(throws: KafkaError.self) { try admin.partitions(of: TestBroker.uniqueName("missing")) }
+    }
+}
