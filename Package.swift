@@ -15,9 +15,14 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "relayctl", targets: ["relayctl"]),
+        .executable(name: "relay-check", targets: ["relay-check"]),
+        .executable(name: "relay-realtime", targets: ["relay-realtime"]),
+        .executable(name: "relay-batch", targets: ["relay-batch"]),
+        .executable(name: "relay-edge", targets: ["relay-edge"]),
+        .executable(name: "relay-pixel-audit", targets: ["relay-pixel-audit"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
@@ -32,6 +37,11 @@ let package = Package(
             name: "CRdKafka",
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         .target(
             name: "RelayKafka",
@@ -52,6 +62,7 @@ let package = Package(
             dependencies: [
                 "RelayKafka",
                 "RelayCore",
+                "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -60,14 +71,68 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // One library per integration (tests import them), one thin executable each.
+        .target(
+            name: "RelayRealtime",
+            dependencies: [
+                "RelayRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "RelayBatch",
+            dependencies: [
+                "RelayRuntime",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "RelayEdge",
+            dependencies: [
+                "RelayRuntime",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
+        .target(
+            name: "RelayPixelAudit",
+            dependencies: ["RelayRuntime"]
+        ),
+        .executableTarget(name: "relay-realtime", dependencies: ["RelayRealtime"]),
+        .executableTarget(name: "relay-batch", dependencies: ["RelayBatch"]),
+        .executableTarget(name: "relay-edge", dependencies: ["RelayEdge"]),
+        .executableTarget(name: "relay-pixel-audit", dependencies: ["RelayPixelAudit"]),
         .executableTarget(
             name: "relayctl",
+            dependencies: [
+                "RelayRuntime",
+                "RelayRealtime",
+                "RelayBatch",
+                "RelayPixelAudit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "relay-check",
             dependencies: [
                 "RelayRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
-        .testTarget(name: "RelayKafkaTests", dependencies: ["RelayKafka", "RelayRuntime"]),
+        // Shared by the integration tests: the broker, worker processes, temporary configs.
+        .target(
+            name: "RelayTestSupport",
+            dependencies: ["RelayRuntime", "RelayKafka", "RelayCore"],
+            path: "Tests/RelayTestSupport"
+        ),
+        .testTarget(name: "RelayRuntimeTests", dependencies: ["RelayRuntime", "RelayTestSupport"]),
+        .testTarget(name: "RelayRealtimeTests", dependencies: ["RelayRealtime", "RelayTestSupport"]),
+        .testTarget(name: "RelayBatchTests", dependencies: ["RelayBatch", "RelayTestSupport"]),
+        .testTarget(name: "RelayEdgeTests", dependencies: ["RelayEdge", "RelayTestSupport"]),
+        .testTarget(name: "RelayPixelAuditTests", dependencies: ["RelayPixelAudit", "RelayTestSupport"]),
+        .testTarget(name: "RelayKafkaTests", dependencies: ["RelayKafka", "RelayTestSupport"]),
     ]
 )

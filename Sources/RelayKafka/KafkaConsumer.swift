@@ -6,7 +6,8 @@ import Synchronization
 /// A partition assignment change, delivered on the poll thread *before* librdkafka applies it, so the application
 /// can commit what is final (revoke) or set up state (assign) while it still owns the partitions.
 public enum RebalanceEvent: Sendable, Equatable {
-    case assigned([TopicPartition])
+    /// `generation` is stamped on every record read under this assignment (`KafkaRecord.generation`).
+    case assigned([TopicPartition], generation: UInt64)
     case revoked([TopicPartition])
 }
 
@@ -40,6 +41,7 @@ public final class KafkaConsumer: Sendable {
     public static let offsetEnd = Int64(RD_KAFKA_OFFSET_END)
 
     private let client: RDKafkaClient
+    var handle: OpaquePointer { client.handle }
     private let context: ConsumerContext
     private let configuration: ConsumerConfiguration
     private let stream: AsyncStream<[KafkaRecord]>
@@ -93,7 +95,9 @@ public final class KafkaConsumer: Sendable {
         case .assign(let offsets, _):
             let list = TopicPartitionList(offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
             defer { list.destroy() }
-            context.assigned(offsets.keys.sorted())
+            let partitions = offsets.keys.sorted()
+            let generation = context.assigned(partitions)
+            onRebalance(.assigned(partitions, generation: generation))
             let err = rd_kafka_assign(client.handle, list.pointer)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign") }
         }
@@ -289,9 +293,11 @@ final class ConsumerContext: @unchecked Sendable {
         self.logger = logger
     }
 
-    func assigned(_ partitions: [TopicPartition]) {
+    @discardableResult
+    func assigned(_ partitions: [TopicPartition]) -> UInt64 {
         let generation = nextGeneration.add(1, ordering: .relaxed).newValue
         generations.withLock { g in for tp in partitions { g[tp] = generation } }
+        return generation
     }
 
     func rebalance(rk: OpaquePointer, err: rd_kafka_resp_err_t,
@@ -303,8 +309,8 @@ final class ConsumerContext: @unchecked Sendable {
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
             logger.info("partitions assigned", metadata: ["partitions": "\(tps.map(\.description))"])
-            assigned(tps)
-            handler(.assigned(tps))
+            let generation = assigned(tps)
+            handler(.assigned(tps, generation: generation))
             if cooperative {
                 if let e = rd_kafka_incremental_assign(rk, partitions) { rd_kafka_error_destroy(e) }
             } else {
@@ -368,5 +374,15 @@ final class ConsumerContext: @unchecked Sendable {
         let name = String(cString: rd_kafka_topic_name(rkt))
         topicNames[rkt] = name
         return name
+    }
+}
+
+extension KafkaConsumer {
+    /// The last high watermark librdkafka saw while fetching (no broker round trip); nil before the first fetch.
+    public func cachedHighWatermark(_ tp: TopicPartition) -> Int64? {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let err = rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high)
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 }

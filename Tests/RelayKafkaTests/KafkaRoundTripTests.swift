@@ -1,5 +1,6 @@
 import Foundation
 import RelayKafka
+import RelayTestSupport
 import Testing
 
 @Suite("Kafka client on the real broker", .timeLimit(.minutes(2)))

@@ -1,0 +1,1 @@
+// RelayBatch: see SPEC.md

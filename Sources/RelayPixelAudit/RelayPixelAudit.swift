@@ -1,0 +1,1 @@
+// RelayPixelAudit: see SPEC.md

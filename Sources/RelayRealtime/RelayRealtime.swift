@@ -1,0 +1,1 @@
+// RelayRealtime: see SPEC.md

@@ -1,1 +1,0 @@
-// The consume -> process -> commit loop shared by every worker.

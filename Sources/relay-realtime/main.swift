@@ -1,0 +1,2 @@
+import Foundation
+print("not yet implemented"); exit(1)

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import RelayCore
+import RelayKafka
+import RelayRuntime
+
+struct DeadLetters: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dead-letter", abstract: "Inspect and redrive dead letters.", subcommands: [List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print dead letters, newest last: headers decoded and a preview of the body.")
+
+        @OptionGroup var options: ConfigOption
+
+        @Option(help: "At most this many (the newest).")
+        var limit: Int = 20
+
+        func run() async throws {
+            let config = try options.load()
+            let records = try await DeadLetterReader.readAll(config: config)
+            let letters = records.suffix(limit)
+            if letters.isEmpty { print("no dead letters on \(config.kafka.topics.deadLetter)") }
+            for record in letters {
+                guard let letter = DeadLetter(record: record) else {
+                    print("\(record.source): (not a relay dead letter)")
+                    continue
+                }
+                print("\(record.source)  \(letter.errorClass.rawValue)  \(letter.error)")
+                print("  source \(letter.source)  worker \(letter.worker)"
+                      + (letter.destination.map { "  destination \($0)" } ?? "")
+                      + "  attempts \(letter.attempts)  failed \(Timestamps.iso8601(letter.failedAt))")
+                print("  key \(letter.key.map { String(decoding: $0, as: UTF8.self) } ?? "-")  body \(preview(letter.value))")
+            }
+            print("\(records.count) dead letters in total")
+        }
+
+        private func preview(_ bytes: [UInt8]) -> String {
+            let text = String(decoding: bytes.prefix(160), as: UTF8.self)
+                .replacingOccurrences(of: "\n", with: "\\n")
+            return bytes.count > 160 ? "\(text)… (\(bytes.count) bytes)" : text
+        }
+    }
+}
+
+/// Reads a topic from its beginning to its current end, then stops.
+enum DeadLetterReader {
+    static func readAll(config: RelayConfig, topic: String? = nil) async throws -> [KafkaRecord] {
+        let topic = topic ?? config.kafka.topics.deadLetter
+        let admin = try CLI.admin(config)
+        let partitions = try CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
+        var ends: [TopicPartition: Int64] = [:]
+        var starts: [TopicPartition: Int64] = [:]
+        for tp in partitions {
+            let (low, high) = try admin.watermarks(tp)
+            if high > low {
+                ends[tp] = high
+                starts[tp] = low
+            }
+        }
+        guard !starts.isEmpty else { return [] }
+        let consumer = try KafkaConsumer(
+            configuration: ConsumerConfiguration(client: try CLI.client(config), mode: .assign(starts, group: nil)),
+            logger: CLI.logger)
+        try consumer.start()
+        var records: [KafkaRecord] = []
+        var remaining = Set(ends.keys)
+        let deadline = ContinuousClock.now + .seconds(30)
+        let reader = Task {
+            for await batch in consumer.batches() {
+                records += batch
+                for record in batch where record.offset + 1 >= ends[record.topicPartition] ?? 0 {
+                    remaining.remove(record.topicPartition)
+                }
+                if remaining.isEmpty || ContinuousClock.now > deadline { break }
+            }
+            return records
+        }
+        let timeout = Task {
+            try await Task.sleep(for: .seconds(30))
+            await consumer.stopFetching()
+        }
+        records = await reader.value
+        timeout.cancel()
+        await consumer.close()
+        return records.sorted { ($0.timestamp, $0.partition, $0.offset) < ($1.timestamp, $1.partition, $1.offset) }
+    }
+}

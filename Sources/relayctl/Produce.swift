@@ -1,0 +1,132 @@
+import ArgumentParser
+import Foundation
+import RelayCore
+import RelayKafka
+import Synchronization
+
+struct Produce: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Produce qualification events: realistic samples, or the lines of a JSON-lines file.",
+        discussion: """
+            Events are keyed by their uuid. Lines of --file that are not valid events are produced as they are \
+            (the workers dead-letter them) and counted.
+            """)
+
+    @OptionGroup var options: ConfigOption
+
+    @Option(help: "Produce N generated sample events.")
+    var sample: Int?
+
+    @Option(help: "Produce the events of a JSON-lines file ('-' for standard input).")
+    var file: String?
+
+    @Option(help: "Events per second (default: as fast as possible).")
+    var rate: Double?
+
+    @Option(help: "Seed of the sample generator (same seed, same events).")
+    var seed: UInt64 = 42
+
+    @Option(help: "Distinct users among the samples.")
+    var users: Int = 10_000
+
+    @Option(help: "Topic (default: kafka.topics.qualifications).")
+    var topic: String?
+
+    func validate() throws {
+        guard (sample == nil) != (file == nil) else { throw ValidationError("give exactly one of --sample N or --file F") }
+        if let sample, sample < 1 { throw ValidationError("--sample must be at least 1") }
+        if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
+        if users < 1 { throw ValidationError("--users must be at least 1") }
+    }
+
+    func run() async throws {
+        let config = try options.load()
+        let topic = self.topic ?? config.kafka.topics.qualifications
+        let admin = try CLI.admin(config)
+        _ = try CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
+        let producer = try KafkaProducer(configuration: try CLI.client(config), logger: CLI.logger)
+        let progress = Progress(total: sample)
+        let failures = Atomic<Int>(0)
+        let firstFailure = Mutex<String?>(nil)
+        let started = ContinuousClock.now
+        var sent = 0
+        var malformed = 0
+
+        func send(key: [UInt8]?, value: [UInt8]) throws {
+            try producer.enqueue(OutgoingRecord(topic: topic, key: key, value: value)) { result in
+                if case .failure(let error) = result {
+                    failures.add(1, ordering: .relaxed)
+                    firstFailure.withLock { if $0 == nil { $0 = "\(error)" } }
+                }
+            }
+            sent += 1
+            if let rate, sent % max(1, Int(rate / 100)) == 0 {
+                let due = started + .seconds(Double(sent) / rate)
+                let ahead = due - .now
+                if ahead > .zero { Thread.sleep(forTimeInterval: ahead.inSeconds) }
+            }
+            if sent % 10_000 == 0 { progress.update(sent) }
+        }
+
+        if let sample {
+            var generator = SampleEvents(seed: seed, users: users, now: Int64(Date().timeIntervalSince1970 * 1000))
+            for _ in 0..<sample {
+                let event = generator.next()
+                try send(key: Array(event.uuid.utf8), value: event.jsonBytes())
+            }
+        } else if let file {
+            let handle: FileHandle
+            if file == "-" { handle = .standardInput } else {
+                guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)") }
+                handle = h
+            }
+            for try await line in handle.bytes.lines where !line.isEmpty {
+                let bytes = Array(line.utf8)
+                let key: [UInt8]?
+                do { key = Array(try QualificationDecoder.decode(bytes).uuid.utf8) } catch {
+                    malformed += 1
+                    key = nil
+                }
+                try send(key: key, value: bytes)
+            }
+        }
+        try await producer.flush(timeoutMs: 120_000)
+        await producer.close()
+        progress.finish(sent)
+        let seconds = (ContinuousClock.now - started).inSeconds
+        let failed = failures.load(ordering: .relaxed)
+        print("produced \(sent - failed) events to \(topic) in \(String(format: "%.1f", seconds)) s"
+              + (malformed > 0 ? " (\(malformed) not valid events, produced as they are)" : ""))
+        if failed > 0 {
+            throw CLIError("\(failed) events failed: \(firstFailure.withLock { $0 } ?? "")")
+        }
+    }
+}
+
+/// A progress bar on a terminal (stderr); silent otherwise.
+struct Progress {
+    let total: Int?
+    let enabled = CLI.isTerminal
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        if let total, total > 0 {
+            let width = 30
+            let filled = min(width, done * width / total)
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
+        } else {
+            FileHandle.standardError.write(Data("\r\(done) events".utf8))
+        }
+    }
+
+    func finish(_ done: Int) {
+        guard enabled else { return }
+        update(done)
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+extension Duration {
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

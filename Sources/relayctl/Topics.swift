@@ -1,0 +1,43 @@
+import ArgumentParser
+import RelayCore
+import RelayKafka
+
+struct Topics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage the relay's topics.",
+                                                    subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the configured topics; existing topics are left alone.")
+
+        @OptionGroup var options: ConfigOption
+
+        @Option(help: "Partitions of each new topic.")
+        var partitions: Int32 = 8
+
+        @Option(name: .customLong("replication-factor"), help: "Replicas of each new topic (-1: the broker's default).")
+        var replicationFactor: Int32 = -1
+
+        func validate() throws {
+            guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
+        }
+
+        func run() async throws {
+            let config = try options.load()
+            let admin = try CLI.admin(config)
+            let topics = config.kafka.topics
+            let names = [topics.qualifications, topics.pixelEvents, topics.pixelAudit, topics.deadLetter]
+            let result: [String: KafkaAdmin.TopicCreation]
+            do {
+                result = try await admin.createTopics(names, partitions: partitions,
+                                                      replicationFactor: replicationFactor)
+            } catch {
+                throw CLIError("cannot create topics at \(config.kafka.bootstrapServers): \(error)")
+            }
+            for name in names {
+                let count = (try? admin.partitions(of: name).count).map { "\($0) partitions" } ?? "?"
+                print("\(name): \(result[name] == .created ? "created" : "exists") (\(count))")
+            }
+        }
+    }
+}

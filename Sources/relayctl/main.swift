@@ -1,2 +1,0 @@
-import RelayRuntime
-print("relayctl")
