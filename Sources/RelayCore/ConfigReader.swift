@@ -6,28 +6,49 @@ import Yams
 final class ConfigValidation {
     let environment: [String: String]
     let checkSecrets: Bool
-    private var found: [(line: Int, order: Int, problem: ConfigProblem)] = []
+    private var found: [(position: FilePosition, order: Int, problem: ConfigProblem)] = []
 
     init(environment: [String: String], checkSecrets: Bool) {
         self.environment = environment
         self.checkSecrets = checkSecrets
     }
 
-    func report(_ path: String, _ message: String, line: Int) {
-        found.append((line, found.count, ConfigProblem(path: path, message: message)))
+    func report(_ path: String, _ message: String, at position: FilePosition) {
+        found.append((position, found.count, ConfigProblem(path: path, message: message)))
     }
 
     var problems: [ConfigProblem] {
-        found.sorted { ($0.line, $0.order) < ($1.line, $1.order) }.map(\.problem)
+        found.sorted { ($0.position, $0.order) < ($1.position, $1.order) }.map(\.problem)
     }
 
     /// Checks that a secret can be read now, reporting under `path` without ever showing the value.
-    func check(_ secret: Secret, path: String, line: Int, needFor: String = "") {
+    func check(_ secret: Secret, path: String, at position: FilePosition, needFor: String = "") {
         do {
             _ = try secret.resolve(environment: environment)
         } catch {
-            report(path, error.message + needFor, line: line)
+            report(path, error.message + needFor, at: position)
         }
+    }
+}
+
+/// Where something is in the file (1-based), to report problems in file order.
+struct FilePosition: Comparable {
+    var line: Int
+    var column: Int
+
+    static let start = FilePosition(line: 1, column: 1)
+
+    init(line: Int, column: Int) {
+        self.line = line
+        self.column = column
+    }
+
+    init(_ mark: Mark?, or fallback: FilePosition = .start) {
+        self = mark.map { FilePosition(line: $0.line, column: $0.column) } ?? fallback
+    }
+
+    static func < (lhs: FilePosition, rhs: FilePosition) -> Bool {
+        (lhs.line, lhs.column) < (rhs.line, rhs.column)
     }
 }
 
@@ -35,38 +56,38 @@ final class ConfigValidation {
 /// every type or range problem is reported with the key's path.
 final class MappingReader {
     let path: String
-    let line: Int
+    let position: FilePosition
     let validation: ConfigValidation
-    private var entries: [(key: String, line: Int, value: Node)] = []
+    private var entries: [(key: String, position: FilePosition, value: Node)] = []
     private var readKeys: Set<String> = []
 
     /// Reports `must be a mapping` and returns `nil` for any other node.
     init?(_ node: Node, path: String, validation: ConfigValidation) {
         self.path = path
         self.validation = validation
-        line = node.mark?.line ?? 0
+        position = FilePosition(node.mark)
         guard case .mapping(let mapping) = node else {
-            validation.report(path, "must be a mapping", line: line)
+            validation.report(path, "must be a mapping", at: position)
             return nil
         }
         for (keyNode, value) in mapping {
             guard case .scalar(let key) = keyNode else {
-                validation.report(path, "keys must be plain text", line: keyNode.mark?.line ?? line)
+                validation.report(path, "keys must be plain text", at: FilePosition(keyNode.mark, or: position))
                 continue
             }
-            let keyLine = keyNode.mark?.line ?? line
+            let keyPosition = FilePosition(keyNode.mark, or: position)
             if entries.contains(where: { $0.key == key.string }) {
-                validation.report(Self.join(path, key.string), "duplicate key", line: keyLine)
+                validation.report(Self.join(path, key.string), "duplicate key", at: keyPosition)
                 continue
             }
-            entries.append((key.string, keyLine, value))
+            entries.append((key.string, keyPosition, value))
         }
     }
 
     /// An empty mapping, for sections left out of the file.
-    init(emptyAt path: String, line: Int, validation: ConfigValidation) {
+    init(emptyAt path: String, position: FilePosition, validation: ConfigValidation) {
         self.path = path
-        self.line = line
+        self.position = position
         self.validation = validation
     }
 
@@ -76,16 +97,16 @@ final class MappingReader {
 
     func path(_ key: String) -> String { Self.join(path, key) }
 
-    /// The line of `key`, or of the mapping when the key is absent.
-    func line(_ key: String) -> Int {
-        entries.first { $0.key == key }?.line ?? line
+    /// Where `key` is written, or where the mapping is when the key is absent.
+    func position(of key: String) -> FilePosition {
+        entries.first { $0.key == key }?.position ?? position
     }
 
     func report(_ key: String?, _ message: String) {
         if let key {
-            validation.report(path(key), message, line: line(key))
+            validation.report(path(key), message, at: position(of: key))
         } else {
-            validation.report(path, message, line: line)
+            validation.report(path, message, at: position)
         }
     }
 
@@ -110,7 +131,7 @@ final class MappingReader {
 
     func reportUnknownKeys() {
         for entry in entries where !readKeys.contains(entry.key) {
-            validation.report(path(entry.key), "unknown key", line: entry.line)
+            validation.report(path(entry.key), "unknown key", at: entry.position)
         }
     }
 
@@ -270,7 +291,8 @@ final class MappingReader {
         var result: [String] = []
         for (index, node) in nodes.enumerated() {
             guard case .scalar(let scalar) = node, !Self.isNull(node), !scalar.string.isEmpty else {
-                validation.report("\(path(key))[\(index)]", "must be a non-empty string", line: node.mark?.line ?? line)
+                validation.report("\(path(key))[\(index)]", "must be a non-empty string",
+                    at: FilePosition(node.mark, or: position))
                 continue
             }
             result.append(scalar.string)
@@ -315,7 +337,7 @@ final class MappingReader {
         switch (env, file) {
         case (nil, nil):
             if required && !literal && !has(envKey) && !has(fileKey) {
-                validation.report(path(envKey), "required (or \(fileKey))", line: line)
+                validation.report(path(envKey), "required (or \(fileKey))", at: position)
             }
             return nil
         case (.some, .some):
@@ -327,11 +349,11 @@ final class MappingReader {
                 return nil
             }
             let secret = Secret.environment(name)
-            if check && validation.checkSecrets { validation.check(secret, path: path(envKey), line: line(envKey)) }
+            if check && validation.checkSecrets { validation.check(secret, path: path(envKey), at: position(of: envKey)) }
             return secret
         case (nil, let file?):
             let secret = Secret.file(file)
-            if check && validation.checkSecrets { validation.check(secret, path: path(fileKey), line: line(fileKey)) }
+            if check && validation.checkSecrets { validation.check(secret, path: path(fileKey), at: position(of: fileKey)) }
             return secret
         }
     }

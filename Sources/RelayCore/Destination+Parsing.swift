@@ -43,6 +43,7 @@ extension Destination {
     private static func readMappings(_ reader: MappingReader, kind: Kind?) -> [SegmentMapping]? {
         guard let nodes = reader.sequence("mappings", required: true) else { return nil }
         var mappings: [SegmentMapping] = []
+        var indices: [Int] = []  // of each kept mapping in the file, for duplicate reports
         var valid = true
         for (index, node) in nodes.enumerated() {
             let path = "\(reader.path("mappings"))[\(index)]"
@@ -55,11 +56,12 @@ extension Destination {
                 continue
             }
             if let first = mappings.firstIndex(of: mapping) {
-                entry.report(nil, "same mapping as mappings[\(first)]")
+                entry.report(nil, "same mapping as mappings[\(indices[first])]")
                 valid = false
                 continue
             }
             mappings.append(mapping)
+            indices.append(index)
         }
         return valid ? mappings : nil
     }

@@ -59,7 +59,7 @@ extension RelayConfig {
             config = read(reader)
         } else {
             // An empty file: every default, and the problems of what is required.
-            config = read(MappingReader(emptyAt: "", line: 1, validation: validation))
+            config = read(MappingReader(emptyAt: "", position: .start, validation: validation))
         }
         let problems = validation.problems
         guard problems.isEmpty else { throw ConfigError(problems: problems) }
@@ -84,7 +84,7 @@ extension RelayConfig {
     private static func read(_ root: MappingReader) -> RelayConfig {
         let validation = root.validation
         func section(_ key: String) -> MappingReader {
-            root.mapping(key) ?? MappingReader(emptyAt: key, line: root.line, validation: validation)
+            root.mapping(key) ?? MappingReader(emptyAt: key, position: root.position, validation: validation)
         }
         let kafka = readKafka(section("kafka"))
         let edgeReader = section("edge")
@@ -98,7 +98,7 @@ extension RelayConfig {
             let key = edge.redirectKey
             let suffix = if case .file = key.source { "_file" } else { "_env" }
             validation.check(
-                key, path: "edge.redirect_key\(suffix)", line: edgeReader.line("redirect_key\(suffix)"),
+                key, path: "edge.redirect_key\(suffix)", at: edgeReader.position(of: "redirect_key\(suffix)"),
                 needFor: " (needed by destinations with audit: redirect)")
         }
         return RelayConfig(kafka: kafka, edge: edge, pixelAudit: pixelAudit, destinations: destinations)
@@ -118,7 +118,8 @@ extension RelayConfig {
                     guard case .scalar(let scalar) = item else {
                         brokersReported = true
                         reader.validation.report(
-                            "\(reader.path("brokers"))[\(index)]", "must be host:port", line: item.mark?.line ?? 0)
+                            "\(reader.path("brokers"))[\(index)]", "must be host:port",
+                            at: FilePosition(item.mark, or: reader.position))
                         continue
                     }
                     brokers.append(scalar.string.trimmingCharacters(in: .whitespaces))
@@ -207,7 +208,8 @@ extension RelayConfig {
             for (index, origin) in origins.enumerated() where origin != "*" && !isOrigin(origin) {
                 reader.validation.report(
                     "\(reader.path("cors_origins"))[\(index)]",
-                    "must be \"*\" or an origin such as https://www.example.com", line: reader.line("cors_origins"))
+                    "must be \"*\" or an origin such as https://www.example.com",
+                    at: reader.position(of: "cors_origins"))
             }
             edge.corsOrigins = origins
         }
