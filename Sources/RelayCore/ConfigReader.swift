@@ -17,6 +17,8 @@ final class ConfigValidation {
         found.append((position, found.count, ConfigProblem(path: path, message: message)))
     }
 
+    var problemCount: Int { found.count }
+
     var problems: [ConfigProblem] {
         found.sorted { ($0.position, $0.order) < ($1.position, $1.order) }.map(\.problem)
     }

@@ -29,7 +29,7 @@ extension Destination {
             kindKnown = false
         }
 
-        let mappings = readMappings(reader, kind: kind)
+        let mappings = readMappings(reader, rules: AliasRules(kindName: kindName, kind: kind))
         // Without a known kind, the other keys cannot be judged: reporting them all would bury the real problem.
         if kindKnown { reader.reportUnknownKeys() }
 
@@ -40,7 +40,7 @@ extension Destination {
         return Reading(id: id, name: name, complete: complete)
     }
 
-    private static func readMappings(_ reader: MappingReader, kind: Kind?) -> [SegmentMapping]? {
+    private static func readMappings(_ reader: MappingReader, rules: AliasRules) -> [SegmentMapping]? {
         guard let nodes = reader.sequence("mappings", required: true) else { return nil }
         var mappings: [SegmentMapping] = []
         var indices: [Int] = []  // of each kept mapping in the file, for duplicate reports
@@ -51,7 +51,7 @@ extension Destination {
                 valid = false
                 continue
             }
-            guard let mapping = SegmentMapping.read(entry, kind: kind) else {
+            guard let mapping = SegmentMapping.read(entry, rules: rules) else {
                 valid = false
                 continue
             }
@@ -68,7 +68,7 @@ extension Destination {
 }
 
 extension SegmentMapping {
-    static func read(_ reader: MappingReader, kind: Destination.Kind?) -> SegmentMapping? {
+    static func read(_ reader: MappingReader, rules: AliasRules) -> SegmentMapping? {
         let segment = reader.int64("segment", required: true, atLeast: 1)
         let alias = reader.string("alias")
         var valid = true
@@ -87,7 +87,7 @@ extension SegmentMapping {
             reader.report("end", "before start")
             valid = false
         }
-        if let alias, let problem = aliasProblem(alias, kind: kind) {
+        if let alias, let problem = rules.problem(with: alias) {
             reader.report("alias", problem)
             valid = false
         }
@@ -95,31 +95,40 @@ extension SegmentMapping {
         guard valid, let segment else { return nil }
         let mapping = SegmentMapping(segment: segment, alias: alias, start: start, end: end)
         // A defaulted alias is the segment id, fine everywhere except as a key=value pair.
-        if alias == nil, let problem = aliasProblem(mapping.alias, kind: kind) {
+        if alias == nil, let problem = rules.problem(with: mapping.alias) {
             reader.report("alias", "required: \(problem)")
             return nil
         }
         return mapping
     }
+}
 
-    /// Why an alias cannot be delivered by a destination of this kind, if it cannot.
-    private static func aliasProblem(_ alias: String, kind: Destination.Kind?) -> String? {
+/// What a destination's aliases must look like to be delivered intact.
+///
+/// Judged from the kind's name, so that batch aliases are checked even when the rest of the batch settings are
+/// broken; cookie rules need the separators and apply only once the cookie settings are valid.
+struct AliasRules {
+    var kindName: String?
+    var cookie: CookieSettings?
+
+    init(kindName: String?, kind: Destination.Kind?) {
+        self.kindName = kindName
+        cookie = kind?.cookieSettings
+    }
+
+    /// Why `alias` cannot be delivered, if it cannot.
+    func problem(with alias: String) -> String? {
         if alias.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             return "must not contain control characters"
         }
-        switch kind {
-        case .batch:
-            if alias.contains(",") || alias.contains(where: \.isWhitespace) {
-                return "must not contain ',' or spaces (they separate aliases in batch lines)"
-            }
-        case .cookie(let settings):
-            switch settings.format {
-            case .keyValue:
+        if kindName == "batch" && (alias.contains(",") || alias.contains(where: \.isWhitespace)) {
+            return "must not contain ',' or spaces (they separate aliases in batch lines)"
+        }
+        if let settings = cookie {
+            if settings.format == .keyValue {
                 guard let range = alias.range(of: settings.keySeparator), range.lowerBound != alias.startIndex,
                     range.upperBound != alias.endIndex
                 else { return "must be written key\(settings.keySeparator)value for format key_value" }
-            case .singleKey, .serialized:
-                break
             }
             if alias.contains(settings.pairSeparator) {
                 return "must not contain the pair separator \"\(settings.pairSeparator)\""
@@ -127,10 +136,14 @@ extension SegmentMapping {
             if settings.format == .serialized && alias.contains(settings.valueSeparator) {
                 return "must not contain the value separator \"\(settings.valueSeparator)\""
             }
-        case .realtime, .url, nil:
-            break
         }
         return nil
+    }
+}
+
+extension Destination.Kind {
+    fileprivate var cookieSettings: CookieSettings? {
+        if case .cookie(let settings) = self { settings } else { nil }
     }
 }
 

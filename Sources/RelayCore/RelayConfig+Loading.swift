@@ -162,10 +162,18 @@ extension RelayConfig {
         var properties: [String: String] = [:]
         var secretProperties: [String: Secret] = [:]
         if let propertiesReader = reader.mapping("properties") {
-            for key in propertiesReader.keys {
-                if key.hasSuffix("_env") || key.hasSuffix("_file") {
-                    let name = String(key[..<key.lastIndex(of: "_")!])
-                    if let secret = propertiesReader.secret(name, required: false) { secretProperties[name] = secret }
+            // `<property>_env` / `<property>_file` first, once per property, so that each problem is reported once.
+            var secretNames: [String] = []
+            for key in propertiesReader.keys where key.hasSuffix("_env") || key.hasSuffix("_file") {
+                let name = String(key[..<key.lastIndex(of: "_")!])
+                if !secretNames.contains(name) { secretNames.append(name) }
+            }
+            for name in secretNames {
+                if let secret = propertiesReader.secret(name, required: false) { secretProperties[name] = secret }
+            }
+            for key in propertiesReader.keys where !key.hasSuffix("_env") && !key.hasSuffix("_file") {
+                if secretNames.contains(key) {
+                    continue  // a literal beside its _env/_file: reported by `secret`
                 } else if looksSecret(key) {
                     propertiesReader.ignore(key)
                     propertiesReader.report(
@@ -245,7 +253,11 @@ extension RelayConfig {
         for (index, node) in nodes.enumerated() {
             let path = "destinations[\(index)]"
             guard let reader = MappingReader(node, path: path, validation: root.validation) else { continue }
+            let before = root.validation.problemCount
             let destination = Destination.read(reader)
+            if destination.complete == nil && root.validation.problemCount == before {
+                reader.report(nil, "invalid")  // a safety net: every incomplete entry should have said why
+            }
             // Duplicates are checked on the raw fields, so that they are found even in an otherwise broken entry.
             if let id = destination.id {
                 if let first = firstByID[id] {

@@ -263,6 +263,12 @@ struct ConfigValidationTests {
                     "destinations[0].mappings[0].alias: must not contain ',' or spaces (they separate aliases in batch lines)",
                     "destinations[0].mappings[1].alias: must not contain ',' or spaces (they separate aliases in batch lines)",
                 ])
+        // Checked even while the rest of the batch settings are broken.
+        #expect(
+            problems(config(destination: "  - {id: 1, name: f, kind: batch, mappings: [{segment: 1, alias: 'a b'}]}")) == [
+                "destinations[0].output: required",
+                "destinations[0].mappings[0].alias: must not contain ',' or spaces (they separate aliases in batch lines)",
+            ])
     }
 
     @Test func urlRules() {
@@ -463,5 +469,25 @@ struct ConfigFileTests {
         try "kafka: {brokers: 'a:1'}\n".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(try RelayConfig.load(path: path, environment: [:]).kafka.brokers == ["a:1"])
+    }
+}
+
+@Suite("Configuration: Kafka secret properties")
+struct KafkaSecretPropertyTests {
+    @Test func eachProblemOnce() {
+        let yaml = """
+            kafka:
+              brokers: a:1
+              properties:
+                sasl.password: inline
+                sasl.password_env: PW
+                sasl.password_file: /pw
+                ssl.key.password_env: KEYPW
+            """
+        #expect(
+            problems(yaml, checkSecrets: false) == [
+                "kafka.properties.sasl.password: secrets are never written in the file: use sasl.password_env or sasl.password_file",
+                "kafka.properties.sasl.password_file: use sasl.password_env or sasl.password_file, not both",
+            ])
     }
 }
