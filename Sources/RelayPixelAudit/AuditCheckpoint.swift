@@ -1,0 +1,224 @@
+import Foundation
+
+/// A partition's join state and the offset it covers, written atomically to
+/// `<state_dir>/<group>/<topic>-<partition>.state`.
+///
+/// Why files and not a changelog topic: the state of a partition is rebuilt from its checkpoint in one read, without
+/// reading the topic's history, and the files are simple to inspect and back up. For exact counts when a partition
+/// moves to a process on *another machine*, `state_dir` must be shared storage (NFS, EFS, a shared volume) — all
+/// processes of a group on one machine share it as is. A compacted changelog topic (`<pixel_events>.audit-state`,
+/// keyed by partition) would remove that requirement at the cost of a larger write path; the format below is the
+/// value such a topic would carry.
+///
+/// Protocol: a record is marked final (committable) only once a checkpoint with `nextOffset` above it is on disk,
+/// so the committed offset never passes the checkpoint; on assignment the checkpoint is loaded and records below its
+/// `nextOffset` are ignored. A kill at any point therefore loses nothing and counts nothing twice. A checkpoint is
+/// never replaced by one that covers fewer offsets (a revoked owner's last write racing the next owner's).
+///
+/// Format (little-endian): "RPA1", version u32, partition i32, window ms, grace ms, retention ms, nextOffset,
+/// watermark (i64 each), window count u32 + windows, pixel count u64 + pixels, FNV-1a 64 of everything before it.
+public enum AuditCheckpoint {
+    static let magic: [UInt8] = Array("RPA1".utf8)
+    static let version: UInt32 = 1
+
+    public static func encode(_ audit: PartitionAudit) -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + audit.windows.count * 80 + audit.pixels.count * 35)
+        w.bytes += magic
+        w.put(version)
+        w.put(audit.partition)
+        w.put(audit.windowMs)
+        w.put(audit.graceMs)
+        w.put(audit.retentionMs)
+        w.put(audit.nextOffset)
+        w.put(audit.watermark)
+        w.put(UInt32(audit.windows.count))
+        for (key, t) in audit.windows {
+            w.put(key.destination)
+            w.put(key.start)
+            w.put(t.fired)
+            w.put(t.received)
+            w.put(t.late)
+            w.put(t.duplicate)
+            w.put(t.unmatched)
+            w.put(t.pendingReceipts)
+            w.put(t.revision)
+            w.put(UInt8((t.closed ? 1 : 0) | (t.dirty ? 2 : 0)))
+        }
+        w.put(UInt64(audit.pixels.count))
+        for (key, e) in audit.pixels {
+            w.put(key.hi)
+            w.put(key.lo)
+            w.put(e.destination)
+            w.put(e.window)
+            w.put(e.status.rawValue)
+            w.put(e.extraReceipts)
+        }
+        w.put(fnv(w.bytes[...]))
+        return w.bytes
+    }
+
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Reads a checkpoint; it must match the configured window and grace (otherwise its windows mean something else).
+    public static func decode(_ bytes: [UInt8], windowMs: Int64, graceMs: Int64) throws(Invalid) -> PartitionAudit {
+        guard bytes.count >= 8 + 4 + 4 + 48 + 4 + 8 + 8, Array(bytes[0..<4]) == magic else {
+            throw Invalid(description: "not a pixel audit checkpoint")
+        }
+        var r = ByteReader(bytes: bytes, position: 4)
+        var tail = ByteReader(bytes: bytes, position: bytes.count - 8)
+        guard fnv(bytes[0..<(bytes.count - 8)]) == tail.u64() else {
+            throw Invalid(description: "checksum mismatch (torn or corrupted file)")
+        }
+        guard r.u32() == version else { throw Invalid(description: "unknown checkpoint version") }
+        let partition = r.i32()
+        let window = r.i64(), grace = r.i64(), retention = r.i64()
+        guard window == windowMs, grace == graceMs else {
+            throw Invalid(description: "written for audit_window \(window) ms / grace \(grace) ms, configured "
+                + "\(windowMs) ms / \(graceMs) ms")
+        }
+        var audit = PartitionAudit(partition: partition, windowMs: window, graceMs: grace, retentionMs: retention)
+        audit.nextOffset = r.i64()
+        let watermark = r.i64()
+        let windowCount = Int(r.u32())
+        guard r.remaining >= windowCount * 73 + 8 else { throw Invalid(description: "truncated") }
+        var windows: [WindowKey: WindowTally] = [:]
+        windows.reserveCapacity(windowCount)
+        for _ in 0..<windowCount {
+            let key = WindowKey(destination: r.i64(), start: r.i64())
+            var t = WindowTally()
+            t.fired = r.i64(); t.received = r.i64(); t.late = r.i64(); t.duplicate = r.i64(); t.unmatched = r.i64()
+            t.pendingReceipts = r.i64(); t.revision = r.u64()
+            let flags = r.u8()
+            t.closed = flags & 1 != 0
+            t.dirty = flags & 2 != 0
+            windows[key] = t
+        }
+        let pixelCount = Int(r.u64())
+        guard r.remaining == pixelCount * 35 + 8 else { throw Invalid(description: "truncated") }
+        var pixels: [PixelKey: PixelEntry] = [:]
+        pixels.reserveCapacity(pixelCount)
+        for _ in 0..<pixelCount {
+            let key = PixelKey(hi: r.u64(), lo: r.u64())
+            let destination = r.i64(), window = r.i64()
+            guard let status = PixelEntry.Status(rawValue: r.u8()) else { throw Invalid(description: "bad pixel") }
+            pixels[key] = PixelEntry(destination: destination, window: window, status: status,
+                                     extraReceipts: r.u16())
+        }
+        audit.restore(watermark: watermark, windows: windows, pixels: pixels)
+        return audit
+    }
+
+    static func fnv(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return h
+    }
+
+    /// The path of a partition's checkpoint.
+    public static func path(stateDir: String, group: String, topic: String, partition: Int32) -> String {
+        "\(stateDir)/\(sanitized(group))/\(sanitized(topic))-\(partition).state"
+    }
+
+    static func sanitized(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" })
+    }
+
+    /// Blocking: write to a temporary file, fsync, rename over the old one, fsync the directory. Skips (returns
+    /// false) when the file on disk already covers more offsets.
+    public static func write(_ bytes: [UInt8], nextOffset: Int64, to path: String) throws -> Bool {
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if let existing = coveredOffset(path), existing > nextOffset { return false }
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw CheckpointError("cannot create \(temporary): errno \(errno)") }
+        var written = 0
+        let ok = bytes.withUnsafeBytes { buffer -> Bool in
+            while written < buffer.count {
+                let n = Foundation.write(fd, buffer.baseAddress! + written, buffer.count - written)
+                if n <= 0 { return false }
+                written += n
+            }
+            return fsync(fd) == 0
+        }
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            throw CheckpointError("cannot write \(temporary): errno \(errno)")
+        }
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CheckpointError("cannot rename \(temporary): errno \(errno)")
+        }
+        let dfd = open(directory, O_RDONLY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+        return true
+    }
+
+    /// The `nextOffset` recorded in a checkpoint file's header, without reading the rest.
+    static func coveredOffset(_ path: String) -> Int64? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard let head = try? handle.read(upToCount: 44), head.count == 44, Array(head[0..<4]) == magic else {
+            return nil
+        }
+        var reader = ByteReader(bytes: Array(head), position: 36)
+        return reader.i64()
+    }
+
+    /// Blocking: the checkpoint's bytes, or nil when there is none.
+    public static func read(_ path: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: path).map { Array($0) }
+    }
+}
+
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension PartitionAudit {
+    mutating func restore(watermark: Int64, windows: [WindowKey: WindowTally], pixels: [PixelKey: PixelEntry]) {
+        self.windows = windows
+        self.pixels = pixels
+        self.watermark = watermark
+        recomputeSchedule()
+    }
+}
+
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    mutating func put<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+}
+
+struct ByteReader {
+    let bytes: [UInt8]
+    var position: Int
+
+    var remaining: Int { bytes.count - position }
+
+    mutating func read<T: FixedWidthInteger>(_: T.Type) -> T {
+        var value: T = 0
+        withUnsafeMutableBytes(of: &value) { target in
+            bytes.withUnsafeBytes { source in
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[position..<(position + MemoryLayout<T>.size)]))
+            }
+        }
+        position += MemoryLayout<T>.size
+        return T(littleEndian: value)
+    }
+
+    mutating func u8() -> UInt8 { read(UInt8.self) }
+    mutating func u16() -> UInt16 { read(UInt16.self) }
+    mutating func u32() -> UInt32 { read(UInt32.self) }
+    mutating func i32() -> Int32 { read(Int32.self) }
+    mutating func u64() -> UInt64 { read(UInt64.self) }
+    mutating func i64() -> Int64 { read(Int64.self) }
+}

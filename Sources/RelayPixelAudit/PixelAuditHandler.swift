@@ -1,0 +1,358 @@
+import Foundation
+import Logging
+import RelayCore
+import RelayKafka
+import RelayRuntime
+import Synchronization
+
+/// `relay-pixel-audit`'s record handler: one `PartitionAudit` per assigned partition of `aam.pixel-events`,
+/// checkpointed (`AuditCheckpoint`) before its records are marked final, and the closed windows' reports published
+/// to `aam.pixel-audit`.
+///
+/// Flow: `handle` decodes a batch (malformed events are dead-lettered), applies it to the partition's state in offset
+/// order (records below the checkpoint's offset are ignored: already counted). A background tick (`run`) closes
+/// idle partitions' windows by the wall clock, publishes every closed window whose report changed (it stays due
+/// until the broker acknowledges it, and "due" is part of the checkpoint, so a report is never lost between a close
+/// and a crash), then writes the checkpoints of changed partitions and marks the records they cover final.
+public final class PixelAuditHandler: RecordHandler {
+    let context: WorkerContext
+    let group: String
+    let windowMs: Int64
+    let graceMs: Int64
+    let stateDir: String
+    let thresholds: LossThresholds
+    let book: ReportBook
+    let auditTopic: String
+    let tickInterval: Duration
+    let checkpointIntervalMs: Int64
+    private let slots = Mutex<[TopicPartition: Slot]>([:])
+    private let io = BlockingIO(label: "relay-pixel-audit.io")
+    private let feedIO = BlockingIO(label: "relay-pixel-audit.feed")
+
+    struct Slot {
+        var audit: PartitionAudit
+        let generation: UInt64
+        /// Offsets applied (or skipped) and not yet covered by a checkpoint on disk, in read order.
+        var uncovered: [Int64] = []
+        /// The `nextOffset` of the checkpoint on disk: records below it are final already.
+        var checkpointed: Int64
+        var changed = false
+        var lastRecordWall: Int64
+        var lastCheckpointWall: Int64
+    }
+
+    public init(context: WorkerContext, group: String, book: ReportBook, tickInterval: Duration = .milliseconds(200),
+                checkpointIntervalMs: Int64 = 1_000)
+    {
+        self.context = context
+        self.group = group
+        windowMs = context.config.pixelAudit.auditWindow.milliseconds
+        graceMs = context.config.pixelAudit.grace.milliseconds
+        stateDir = context.config.pixelAudit.stateDir
+        thresholds = book.thresholds
+        self.book = book
+        auditTopic = context.config.kafka.topics.pixelAudit
+        self.tickInterval = tickInterval
+        self.checkpointIntervalMs = checkpointIntervalMs
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    // MARK: records
+
+    public func handle(_ records: [KafkaRecord]) async {
+        guard !records.isEmpty else { return }
+        // Split into runs of one partition and generation, keeping offset order within each.
+        var runs: [[KafkaRecord]] = []
+        var index: [Pair: Int] = [:]
+        for record in records {
+            let pair = Pair(tp: record.topicPartition, generation: record.generation)
+            if let i = index[pair] { runs[i].append(record) } else { index[pair] = runs.count; runs.append([record]) }
+        }
+        for run in runs { await handle(run: run) }
+        PixelAuditMetrics.events(records.count)
+    }
+
+    private struct Pair: Hashable {
+        let tp: TopicPartition
+        let generation: UInt64
+    }
+
+    private func handle(run records: [KafkaRecord]) async {
+        let tp = records[0].topicPartition
+        let generation = records[0].generation
+        await ensureLoaded(tp, generation: generation)
+        var sightings: [PixelSighting?] = []
+        sightings.reserveCapacity(records.count)
+        for record in records {
+            do {
+                sightings.append(try PixelSighting.decode(record.value))
+            } catch {
+                await deadLetter(record, reason: error.reason)
+                sightings.append(nil)
+            }
+        }
+        let now = Self.nowMs()
+        let (final, deltas) = slots.withLock { slots -> ([Int64], [Int64: AuditDeltas]) in
+            guard var slot = slots.removeValue(forKey: tp) else { return ([], [:]) }
+            defer { slots[tp] = slot }
+            guard slot.generation == generation else { return ([], [:]) }
+            var final: [Int64] = []
+            for (record, sighting) in zip(records, sightings) {
+                if record.offset < slot.checkpointed {
+                    final.append(record.offset)  // counted before the checkpoint on disk: nothing to do
+                    continue
+                }
+                if let sighting { slot.audit.apply(sighting, offset: record.offset) }
+                else { slot.audit.skip(offset: record.offset) }
+                slot.uncovered.append(record.offset)
+                slot.changed = true
+            }
+            slot.lastRecordWall = now
+            return (final, slot.audit.takeMetrics())
+        }
+        for offset in final { context.offsets.complete(tp, offset: offset, generation: generation) }
+        PixelAuditMetrics.record(deltas)
+    }
+
+    /// Loads the partition's checkpoint when this generation of its assignment has no state yet.
+    private func ensureLoaded(_ tp: TopicPartition, generation: UInt64) async {
+        if slots.withLock({ $0[tp]?.generation == generation }) { return }
+        let path = AuditCheckpoint.path(stateDir: stateDir, group: group, topic: tp.topic, partition: tp.partition)
+        let (windowMs, graceMs, logger) = (self.windowMs, self.graceMs, context.logger)
+        let loaded: PartitionAudit? = try? await io.run { () -> PartitionAudit? in
+            guard let bytes = AuditCheckpoint.read(path) else { return nil }
+            do {
+                return try AuditCheckpoint.decode(bytes, windowMs: windowMs, graceMs: graceMs)
+            } catch {
+                logger.error("pixel audit checkpoint ignored",
+                             metadata: ["path": "\(path)", "problem": "\(error)"])
+                return nil
+            }
+        }
+        let audit = loaded ?? PartitionAudit(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
+        if let loaded {
+            logger.info("pixel audit state restored", metadata: [
+                "partition": "\(tp)", "next_offset": "\(loaded.nextOffset)", "pixels": "\(loaded.pixelCount)",
+                "windows": "\(loaded.windowCount)"])
+        }
+        let now = Self.nowMs()
+        slots.withLock { slots in
+            guard slots[tp]?.generation != generation else { return }
+            slots[tp] = Slot(audit: audit, generation: generation, checkpointed: audit.nextOffset,
+                             lastRecordWall: now, lastCheckpointWall: now)
+        }
+    }
+
+    private func deadLetter(_ record: KafkaRecord, reason: String) async {
+        PixelAuditMetrics.malformed()
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                try await context.deadLetters.malformed(record, reason: reason)
+                context.logger.warning("malformed pixel event dead-lettered",
+                                       metadata: ["source": "\(record.source)", "reason": "\(reason)"])
+                return
+            } catch {
+                context.logger.error("dead-letter write failed, retrying",
+                                     metadata: ["source": "\(record.source)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+    }
+
+    public func partitionsAssigned(_ partitions: [TopicPartition]) {
+        // State is loaded with the first records of the new assignment (off the poll thread).
+        slots.withLock { slots in for tp in partitions { slots[tp] = nil } }
+    }
+
+    public func partitionsRevoked(_ partitions: [TopicPartition]) {
+        // The next owner rebuilds from the checkpoint on disk and re-reads from the last commit (never past it).
+        slots.withLock { slots in for tp in partitions { slots[tp] = nil } }
+    }
+
+    // MARK: background
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.followReports() }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tickInterval)
+                await tick(force: false)
+            }
+            group.cancelAll()
+        }
+    }
+
+    public func drain() async {
+        await tick(force: true)
+    }
+
+    /// Closes idle partitions' windows, publishes due reports, writes due checkpoints, completes covered records.
+    func tick(force: Bool) async {
+        let now = Self.nowMs()
+        let idleMs = max(graceMs, 1_000)
+        let thresholds = self.thresholds
+        var due: [(TopicPartition, UInt64, PendingReport)] = []
+        var deltas: [[Int64: AuditDeltas]] = []
+        var pixels = 0
+        var open = 0
+        slots.withLock { slots in
+            for tp in Array(slots.keys) {
+                var slot = slots.removeValue(forKey: tp)!
+                if now - slot.lastRecordWall >= idleMs, now > slot.audit.watermark, slot.audit.openWindowCount > 0 {
+                    slot.audit.advance(to: now)
+                    slot.changed = true
+                }
+                for report in slot.audit.reportsToPublish(maxLossRate: thresholds.maxLossRate) {
+                    due.append((tp, slot.generation, report))
+                }
+                deltas.append(slot.audit.takeMetrics())
+                pixels += slot.audit.pixelCount
+                open += slot.audit.openWindowCount
+                slots[tp] = slot
+            }
+        }
+        for d in deltas { PixelAuditMetrics.record(d) }
+        PixelAuditMetrics.state(pixels: pixels, openWindows: open)
+        if !due.isEmpty { await publish(due) }
+        await checkpoint(now: now, force: force)
+    }
+
+    private func publish(_ due: [(TopicPartition, UInt64, PendingReport)]) async {
+        let producer = context.producer
+        let topic = auditTopic
+        let published = await withTaskGroup(of: (TopicPartition, UInt64, WindowKey, UInt64)?.self) { group in
+            for (tp, generation, pending) in due {
+                group.addTask {
+                    let record = OutgoingRecord(topic: topic, key: Array(String(pending.key.destination).utf8),
+                                                value: pending.report.jsonBytes())
+                    do {
+                        _ = try await producer.send(record)
+                        return (tp, generation, pending.key, pending.revision)
+                    } catch {
+                        return nil
+                    }
+                }
+            }
+            var done: [(TopicPartition, UInt64, WindowKey, UInt64)] = []
+            for await result in group { if let result { done.append(result) } }
+            return done
+        }
+        if published.count < due.count {
+            context.logger.warning("pixel audit reports not published yet, retrying",
+                                   metadata: ["failed": "\(due.count - published.count)"])
+        }
+        slots.withLock { slots in
+            for (tp, generation, key, revision) in published where slots[tp]?.generation == generation {
+                slots[tp]!.audit.markPublished(key, revision: revision)
+            }
+        }
+    }
+
+    private func checkpoint(now: Int64, force: Bool) async {
+        let interval = checkpointIntervalMs
+        let snapshots: [(TopicPartition, UInt64, Int64, [UInt8])] = slots.withLock { slots in
+            var result: [(TopicPartition, UInt64, Int64, [UInt8])] = []
+            for (tp, slot) in slots where slot.changed && (force || now - slot.lastCheckpointWall >= interval) {
+                result.append((tp, slot.generation, slot.audit.nextOffset, AuditCheckpoint.encode(slot.audit)))
+                slots[tp]!.changed = false
+                slots[tp]!.lastCheckpointWall = now
+            }
+            return result
+        }
+        for (tp, generation, nextOffset, bytes) in snapshots {
+            let path = AuditCheckpoint.path(stateDir: stateDir, group: group, topic: tp.topic, partition: tp.partition)
+            let started = ContinuousClock.now
+            do {
+                let written = try await io.run { try AuditCheckpoint.write(bytes, nextOffset: nextOffset, to: path) }
+                let elapsed = ContinuousClock.now - started
+                PixelAuditMetrics.checkpoint(bytes: bytes.count, seconds: Double(elapsed.components.seconds)
+                    + Double(elapsed.components.attoseconds) / 1e18)
+                guard written else {
+                    context.logger.warning("a newer checkpoint is on disk; not replacing it",
+                                           metadata: ["partition": "\(tp)"])
+                    slots.withLock { slots in if slots[tp]?.generation == generation { slots[tp]!.changed = true } }
+                    continue
+                }
+            } catch {
+                context.logger.error("checkpoint failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
+                slots.withLock { slots in if slots[tp]?.generation == generation { slots[tp]!.changed = true } }
+                continue
+            }
+            let final: [Int64] = slots.withLock { slots in
+                guard var slot = slots.removeValue(forKey: tp) else { return [] }
+                defer { slots[tp] = slot }
+                guard slot.generation == generation else { return [] }
+                slot.checkpointed = max(slot.checkpointed, nextOffset)
+                let covered = slot.uncovered.partitioningIndex { $0 >= nextOffset }
+                let final = Array(slot.uncovered[..<covered])
+                slot.uncovered.removeFirst(covered)
+                return final
+            }
+            for offset in final { context.offsets.complete(tp, offset: offset, generation: generation) }
+        }
+    }
+
+    // MARK: the merged view
+
+    /// Follows `aam.pixel-audit` from the beginning into the report book (what `/report` serves and the loss-rate
+    /// gauges show): every worker sees every destination, whichever partitions it owns.
+    func followReports() async {
+        let topic = auditTopic
+        let client = context.kafkaClient
+        let logger = context.logger
+        while !Task.isCancelled {
+            do {
+                let partitions = try await feedIO.run { () throws -> [TopicPartition] in
+                    let admin = try KafkaAdmin(configuration: client, logger: logger)
+                    return try admin.topicPartitions(topic)
+                }
+                let consumer = try KafkaConsumer(
+                    configuration: ConsumerConfiguration(
+                        client: client,
+                        mode: .assign(Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaConsumer.offsetBeginning) }),
+                                      group: nil),
+                        maxBufferedRecords: 10_000, batchSize: 500),
+                    logger: logger)
+                try consumer.start()
+                await withTaskCancellationHandler {
+                    for await batch in consumer.batches() {
+                        for record in batch {
+                            guard let report = try? AuditReport.decode(record.value) else { continue }
+                            take(report)
+                        }
+                    }
+                } onCancel: {
+                    Task { await consumer.stopFetching() }
+                }
+                await consumer.close()
+            } catch {
+                logger.warning("cannot follow the audit topic yet, retrying",
+                               metadata: ["topic": "\(topic)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
+    private func take(_ report: AuditReport) {
+        let before = book.reports(destination: report.destinationID).last { $0.windowStart == report.windowStart }
+        guard let merged = book.apply(report) else { return }
+        let latest = book.reports(destination: report.destinationID).last?.windowStart == merged.windowStart
+        PixelAuditMetrics.report(merged, isLatest: latest, newlyAlerting: merged.alert && before?.alert != true)
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `predicate`, for a predicate false then true along the array.
+    func partitioningIndex(where predicate: (Element) -> Bool) -> Int {
+        var lo = 0
+        var hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if predicate(self[mid]) { hi = mid } else { lo = mid + 1 }
+        }
+        return lo
+    }
+}

@@ -1,1 +1,0 @@
-// RelayPixelAudit: see SPEC.md
