@@ -1,0 +1,55 @@
+import RelayCore
+
+/// One `kind: batch` destination, prepared once: schedule, names, aliases and delivery.
+struct BatchDestinationPlan: Sendable {
+    let destination: Destination
+    let settings: BatchSettings
+    let schedule: CutSchedule
+    let names: BatchFileNames
+    let catalog: AliasCatalog
+    let delivery: any BatchDelivery
+
+    init(destination: Destination, settings: BatchSettings, delivery: any BatchDelivery) {
+        self.destination = destination
+        self.settings = settings
+        schedule = CutSchedule(settings)
+        names = BatchFileNames(destinationID: destination.id, settings: settings)
+        catalog = AliasCatalog(destination)
+        self.delivery = delivery
+    }
+
+    var id: Int { destination.id }
+
+    /// The set of realized mapped aliases an event leaves the user with (mapping dates at the event's `ts`).
+    func aliasSet(_ qualification: Qualification) -> [UInt16] {
+        var set: [UInt16] = []
+        for mapped in destination.mapped(qualification) where mapped.realized {
+            if let n = catalog.number(of: mapped.alias), !set.contains(n) { set.append(n) }
+        }
+        set.sort()
+        return set
+    }
+}
+
+/// A destination's state on one partition.
+struct DestinationPartitionState: Sendable {
+    var table = UserTable()
+    var pool = AliasSetPool()
+    /// The last cut this partition made (or answered for).
+    var lastCut: Int64?
+    /// The cut the records accumulated since `lastCut` belong to.
+    var openCut: Int64?
+    /// Offset of the first record of the open cut: nothing from here on may be committed yet.
+    var pendingFrom: Int64?
+    /// Records below this offset are already in the loaded snapshot's state (and in delivered cuts).
+    var skipBelow: Int64 = .min
+    /// The offset the state covers up to (exclusive) when no record has been read since loading.
+    var snapshotOffset: Int64?
+
+    /// Users whose set differs from the previous cut (iter mode's lines, before the master-id check).
+    var pendingUsers: Int {
+        var n = 0
+        for i in 0..<table.entries.count where table[i].current != table[i].atCut { n += 1 }
+        return n
+    }
+}

@@ -1,0 +1,64 @@
+import AsyncHTTPClient
+import Foundation
+import RelayCore
+import RelayKafka
+import RelayRuntime
+
+/// `relay-batch`'s record handler (SPEC §5) on the shared runtime: every `kind: batch` destination, fed by the
+/// qualifications topic, cut on its schedule, delivered to its output. See ``BatchEngine`` for the decisions and
+/// ``CutLedger`` for how processes agree that a cut is complete.
+public struct BatchHandler: RecordHandler {
+    let engine: BatchEngine
+    let ownership: Ownership
+    let topic: String
+    let tickInterval: Duration
+
+    /// `stateDirectory` holds snapshots and cut reports; every process of the group must see the same one.
+    public init(context: WorkerContext, stateDirectory: String,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    {
+        let config = context.config
+        let state = URL(fileURLWithPath: stateDirectory)
+        let spool = state.appendingPathComponent("spool")
+        var plans: [BatchDestinationPlan] = []
+        for (destination, settings) in config.batchDestinations {
+            let delivery = try makeDelivery(settings.output, spool: spool, httpClient: .shared,
+                                            environment: environment)
+            plans.append(BatchDestinationPlan(destination: destination, settings: settings, delivery: delivery))
+        }
+        let topic = config.kafka.topics.qualifications
+        let ownership = Ownership()
+        let producer = context.producer
+        engine = BatchEngine(plans: plans, topic: topic, stateDirectory: state, ownership: ownership,
+                             offsets: context.offsets, deadLetters: context.deadLetters, logger: context.logger,
+                             partitionCount: { try producer.partitions(of: topic).count })
+        self.ownership = ownership
+        self.topic = topic
+        // Idle cuts are due `grace` after the cut time: check a few times per grace period, at most every second.
+        let shortest = plans.map(\.settings.grace.milliseconds).min() ?? 1_000
+        tickInterval = .milliseconds(max(100, min(1_000, shortest / 4)))
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled {
+            try await Task.sleep(for: tickInterval)
+            await engine.tick()
+        }
+    }
+
+    public func handle(_ records: [KafkaRecord]) async {
+        await engine.handle(records)
+    }
+
+    public func partitionsAssigned(_ partitions: [TopicPartition]) {
+        ownership.assign(partitions.filter { $0.topic == topic }.map(\.partition))
+    }
+
+    public func partitionsRevoked(_ partitions: [TopicPartition]) {
+        ownership.revoke(partitions.filter { $0.topic == topic }.map(\.partition))
+    }
+
+    public func drain() async {
+        await engine.drain()
+    }
+}

@@ -1,1 +1,0 @@
-// RelayBatch: see SPEC.md
