@@ -954,10 +954,25 @@ PROMQL_FUNCTIONS_AND_WORDS = {
 }
 
 
+DESCRIPTOR_SCOPE = re.compile(r'namespace:\s*"(\w*)",\s*subsystem:\s*"(\w*)",\s*metricName:\s*("(\w+)"|\w+),'
+                              r'\s*unitName:\s*("(\w*)"|\w+)')
+DESCRIPTOR_HELPER_CALL = re.compile(r'\bname\(\s*"(\w+)",\s*"(\w*)"')
+
+
 def source_metric_names() -> set[str]:
+    """`Counter(label: "x")`-style names, and swift-prometheus `MetricNameDescriptor`s (namespace_subsystem_name_unit),
+    also when a file builds them through a small `name("metric", "unit", ...)` helper."""
     names = set()
     for path in (ROOT / "Sources").rglob("*.swift"):
-        names |= set(METRIC_DECLARATION.findall(path.read_text(encoding="utf-8", errors="replace")))
+        text = path.read_text(encoding="utf-8", errors="replace")
+        names |= set(METRIC_DECLARATION.findall(text))
+        for namespace, subsystem, _, literal, _, unit in DESCRIPTOR_SCOPE.findall(text):
+            join = lambda *parts: "_".join(p for p in parts if p)  # noqa: E731
+            if literal:
+                names.add(join(namespace, subsystem, literal, unit))
+            else:
+                for metric, helper_unit in DESCRIPTOR_HELPER_CALL.findall(text):
+                    names.add(join(namespace, subsystem, metric, helper_unit))
     return names
 
 
@@ -968,7 +983,7 @@ def dashboard_metric_names(expr: str) -> set[str]:
     cleaned = re.sub(r'"[^"]*"', "", cleaned)
     names = set()
     for token in re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b", cleaned):
-        if token in PROMQL_FUNCTIONS_AND_WORDS or not token.startswith("relay_"):
+        if token in PROMQL_FUNCTIONS_AND_WORDS or "_" not in token or token.startswith("__"):
             continue
         names.add(re.sub(r"_(bucket|sum|count)$", "", token))
     return names
