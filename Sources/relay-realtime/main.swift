@@ -1,2 +1,31 @@
-import Foundation
-print("not yet implemented"); exit(1)
+// relay-realtime: pushes each user's mapped segments to the realtime partners (SPEC §4).
+// Consumes kafka.topics.qualifications as a member of the consumer group `relay-realtime` (or --group);
+// SIGTERM flushes partial messages, waits for deliveries in flight, commits what is final and exits 0.
+import ArgumentParser
+import RelayRealtime
+import RelayRuntime
+
+struct RelayRealtimeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-realtime",
+        abstract: "Push qualified users' mapped segments to real-time server-to-server partners.")
+
+    @OptionGroup var options: WorkerOptions
+
+    func run() async throws {
+        let config = Bootstrap.loadConfig(path: options.config, executable: "relay-realtime")
+        let client = RealtimeHTTP.makeClient(config: config)
+        do {
+            try await WorkerMain.run(name: "relay-realtime", options: options, defaultMetricsPort: 9101,
+                                     topics: { [$0.kafka.topics.qualifications] }) { context in
+                try RealtimeHandler(context: context, client: client)
+            }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}
+
+await RelayRealtimeCommand.main()

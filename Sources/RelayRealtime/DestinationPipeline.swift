@@ -1,0 +1,202 @@
+import Foundation
+import Logging
+import RelayCore
+import RelayKafka
+import RelayRuntime
+import Synchronization
+
+/// Delivery to one destination, independent of every other: its own queues, cap on requests in flight, rate limit,
+/// circuit breaker and retries. A slow or failing partner only ever waits on itself.
+///
+/// Messages are queued in lanes, one per source partition. A lane sends its messages one after the other (the next
+/// only once the previous is final), so a user's messages reach the partner in event order: one user's events are
+/// all on one partition. Lanes run concurrently up to `max_in_flight` requests.
+final class DestinationPipeline: Sendable {
+    let destination: Destination
+    let settings: RealtimeSettings
+    let sender: PartnerSender
+    let metrics: RealtimeMetrics
+    private let deadLetters: DeadLetterWriter
+    private let assignments: AssignmentRegistry
+    private let logger: Logger
+    private let backoff: RetryBackoff
+    private let inFlight: AsyncLimiter
+    private let inFlightCount = Atomic<Int>(0)
+    private let rate: Mutex<TokenBucket?>
+    private let breaker: Mutex<CircuitBreaker>
+    private let lanes = Mutex(LaneState())
+
+    private struct Lane {
+        var queue: [OutboundMessage] = []
+        var head = 0
+    }
+
+    private struct LaneState {
+        var lanes: [TopicPartition: Lane] = [:]
+        /// Messages queued or being delivered.
+        var pending = 0
+    }
+
+    init(destination: Destination, settings: RealtimeSettings, sender: PartnerSender, deadLetters: DeadLetterWriter,
+         assignments: AssignmentRegistry, logger: Logger)
+    {
+        self.destination = destination
+        self.settings = settings
+        self.sender = sender
+        self.deadLetters = deadLetters
+        self.assignments = assignments
+        var logger = logger
+        logger[metadataKey: "destination"] = "\(destination.id)"
+        self.logger = logger
+        metrics = RealtimeMetrics(destination: destination.id)
+        backoff = RetryBackoff(policy: settings.retry)
+        inFlight = AsyncLimiter(limit: settings.maxInFlight)
+        rate = Mutex(settings.rateLimitPerSecond.map { TokenBucket(ratePerSecond: $0, now: .now) })
+        breaker = Mutex(CircuitBreaker(
+            failureThreshold: 5,
+            coolDown: .milliseconds(min(max(settings.retry.maxBackoffMs, 100), 5_000))))
+        metrics.breakerState.record(0)
+        metrics.inFlight.record(0)
+    }
+
+    /// Messages queued or being delivered.
+    var pending: Int { lanes.withLock { $0.pending } }
+
+    /// Queues a message behind the earlier ones of its partition. Never waits.
+    func enqueue(_ message: OutboundMessage) {
+        let start = lanes.withLock { s -> Bool in
+            s.pending += 1
+            if s.lanes[message.partition] != nil {
+                s.lanes[message.partition]!.queue.append(message)
+                return false
+            }
+            s.lanes[message.partition] = Lane(queue: [message])
+            return true
+        }
+        if start {
+            let partition = message.partition
+            Task { await self.runLane(partition) }
+        }
+    }
+
+    private func runLane(_ partition: TopicPartition) async {
+        while let message = next(partition) {
+            await deliver(message)
+            let pending = lanes.withLock { s -> Int in
+                s.pending -= 1
+                return s.pending
+            }
+            metrics.queued.record(pending)
+        }
+    }
+
+    /// The lane's next message; removes the lane when it is empty (a later message starts a new one).
+    private func next(_ partition: TopicPartition) -> OutboundMessage? {
+        lanes.withLock { s -> OutboundMessage? in
+            guard var lane = s.lanes.removeValue(forKey: partition) else { return nil }
+            guard lane.head < lane.queue.count else { return nil }
+            let message = lane.queue[lane.head]
+            lane.head += 1
+            if lane.head > 64, lane.head * 2 > lane.queue.count {
+                lane.queue.removeFirst(lane.head)
+                lane.head = 0
+            }
+            s.lanes[partition] = lane
+            return message
+        }
+    }
+
+    private func deliver(_ message: OutboundMessage) async {
+        let prepared = sender.prepare(body: message.body, messageID: message.id)
+        var attempts = 0
+        while true {
+            if assignments.isRevoked(message.partition, generation: message.generation) { return }
+            attempts += 1
+            metrics.attempts.increment()
+            if attempts > 1 { metrics.retries.increment() }
+            let result = await attempt(prepared)
+            switch result {
+            case .delivered:
+                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                metrics.messages.increment()
+                metrics.usersSent.increment(by: message.userCount)
+                metrics.bytes.increment(by: prepared.bytes.count)
+                for ts in message.eventTimestamps { metrics.latency.recordMilliseconds(max(0, now - ts)) }
+                message.ticket?.finish()
+                return
+            case .rejected(_, let reason):
+                await deadLetter(message, errorClass: .rejected, reason: reason, attempts: attempts)
+                return
+            case .retryable(let reason, let retryAfter):
+                guard backoff.allowsAnother(after: attempts) else {
+                    await deadLetter(message, errorClass: .exhausted, reason: reason, attempts: attempts)
+                    return
+                }
+                let delay = backoff.delay(afterAttempt: attempts, retryAfter: retryAfter,
+                                          random: Double.random(in: 0...1))
+                logger.debug("retrying", metadata: ["message_id": "\(message.id)", "reason": "\(reason)",
+                                                    "attempt": "\(attempts)", "delay": "\(delay)"])
+                do { try await Task.sleep(for: delay) } catch { return }  // shutting down: the next owner replays
+            }
+        }
+    }
+
+    /// One attempt through the breaker, the rate limit and the in-flight cap.
+    private func attempt(_ prepared: PartnerSender.Prepared) async -> AttemptResult {
+        guard breaker.withLock({ $0.allowRequest(now: .now) }) else {
+            return .retryable(reason: "circuit open", retryAfter: nil)
+        }
+        let wait = rate.withLock { bucket in bucket?.reserve(now: .now) ?? .zero }
+        if wait > .zero { try? await Task.sleep(for: wait) }
+        await inFlight.acquire()
+        metrics.inFlight.record(inFlightCount.add(1, ordering: .relaxed).newValue)
+        let result = await sender.send(prepared)
+        metrics.inFlight.record(inFlightCount.subtract(1, ordering: .relaxed).newValue)
+        inFlight.release()
+        let state = breaker.withLock { b -> CircuitBreaker.State in
+            if case .retryable = result { b.recordFailure(now: .now) } else { b.recordSuccess() }
+            return b.state
+        }
+        metrics.breakerState.record(state.gaugeValue)
+        return result
+    }
+
+    /// The message's body goes to the dead-letter topic; retried until the broker has it, then the message is final.
+    private func deadLetter(_ message: OutboundMessage, errorClass: DeadLetterClass, reason: String,
+                            attempts: Int) async
+    {
+        let letter = DeadLetter(
+            key: message.key, value: message.body, error: "destination \(destination.id): \(reason)",
+            errorClass: errorClass, source: message.source, worker: deadLetters.worker, destination: destination.id,
+            attempts: attempts,
+            extraHeaders: [KafkaHeader(RealtimeDeadLetter.messageIDHeader, message.id),
+                           KafkaHeader(RealtimeDeadLetter.sourcesHeader,
+                                       "\(message.partition.topic)/\(message.partition.partition)/"
+                                           + message.offsets.map(String.init).joined(separator: ","))])
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                try await deadLetters.write(letter)
+                break
+            } catch {
+                logger.error("dead-letter write failed, retrying", metadata: ["error": "\(error)"])
+                do { try await Task.sleep(for: delay) } catch { return }
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+        logger.warning("message dead-lettered", metadata: [
+            "message_id": "\(message.id)", "class": "\(errorClass.rawValue)", "reason": "\(reason)",
+            "attempts": "\(attempts)", "users": "\(message.userCount)",
+        ])
+        metrics.deadLettered.increment()
+        message.ticket?.finish()
+    }
+}
+
+/// Headers a realtime dead letter carries beside those of SPEC §7.
+public enum RealtimeDeadLetter {
+    /// The message's `X-Relay-Message-Id`, so that a redrive sends it with the same id.
+    public static let messageIDHeader = "relay.message_id"
+    /// `topic/partition/offset,offset,...` of every user in the message.
+    public static let sourcesHeader = "relay.sources"
+}

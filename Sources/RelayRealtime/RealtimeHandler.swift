@@ -1,0 +1,131 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import RelayCore
+import RelayKafka
+import RelayRuntime
+
+/// `relay-realtime`'s record handler (SPEC §4): decodes each qualification, selects the user for every realtime
+/// destination, cuts chunks and queues one message per destination and chunk; records become final when every
+/// destination's outcome for them is (delivered or dead-lettered).
+public struct RealtimeHandler: RecordHandler {
+    let context: WorkerContext
+    let router: RealtimeRouter
+    /// Queued messages per destination above which reading pauses (a partner down for long must not exhaust memory).
+    let maxPendingPerDestination: Int
+    /// How long `drain` waits for deliveries in flight at shutdown.
+    let drainTimeout: Duration
+
+    /// Resolves every realtime destination's secrets now (an error names the missing one, never a value).
+    public init(context: WorkerContext, client: HTTPClient, maxPendingPerDestination: Int = 20_000,
+                drainTimeout: Duration = .seconds(20),
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws
+    {
+        self.context = context
+        self.maxPendingPerDestination = maxPendingPerDestination
+        self.drainTimeout = drainTimeout
+        let assignments = AssignmentRegistry()
+        let targets = try context.config.realtimeDestinations.map { destination, settings in
+            let sender = try PartnerSender(destination: destination, settings: settings, client: client,
+                                           environment: environment)
+            return RealtimeRouter.Target(
+                destination: destination, settings: settings,
+                builder: RealtimeMessageBuilder(destination: destination, settings: settings),
+                pipeline: DestinationPipeline(destination: destination, settings: settings, sender: sender,
+                                              deadLetters: context.deadLetters, assignments: assignments,
+                                              logger: context.logger))
+        }
+        router = RealtimeRouter(targets: targets, tracker: context.offsets, assignments: assignments)
+        if targets.isEmpty { context.logger.warning("no realtime destinations configured: events are only read") }
+    }
+
+    /// The flush timer: closes chunks whose partition went quiet for their flush interval.
+    public func run() async throws {
+        let shortest = router.targets.map(\.settings.flushIntervalMs).min() ?? 1000
+        let tick = Duration.milliseconds(min(100, max(5, shortest / 10)))
+        while !Task.isCancelled {
+            try await Task.sleep(for: tick)
+            router.flushDue()
+        }
+    }
+
+    public func handle(_ records: [KafkaRecord]) async {
+        var entries: [RealtimeRouter.Entry] = []
+        entries.reserveCapacity(records.count)
+        for record in records {
+            var targets: [ChunkEntry.Target] = []
+            do {
+                let event = try QualificationDecoder.decode(record.value)
+                for (index, target) in router.targets.enumerated() {
+                    switch RealtimeSelection.select(event, offset: record.offset, destination: target.destination,
+                                                    settings: target.settings)
+                    {
+                    case .none: break
+                    case .skipped: target.pipeline.metrics.skipped.increment()
+                    case .user(let user): targets.append(ChunkEntry.Target(destination: index, user: user))
+                    }
+                }
+            } catch {
+                await keepMalformed(record, reason: error.reason)
+            }
+            entries.append(RealtimeRouter.Entry(
+                partition: record.topicPartition, generation: record.generation,
+                entry: ChunkEntry(offset: record.offset, kafkaTimestamp: record.timestamp, targets: targets)))
+        }
+        // Back-pressure only when a destination has a very long queue (a partner down for a long time).
+        while router.targets.contains(where: { $0.pipeline.pending > maxPendingPerDestination }), !Task.isCancelled {
+            router.flushDue()
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        router.ingest(entries)
+    }
+
+    public func partitionsRevoked(_ partitions: [TopicPartition]) {
+        router.revoke(partitions)
+    }
+
+    /// Sends the partial messages now and waits (bounded) until every queued message is final.
+    public func drain() async {
+        router.flushAll()
+        let deadline = ContinuousClock.now + drainTimeout
+        while router.targets.contains(where: { $0.pipeline.pending > 0 }) {
+            if ContinuousClock.now > deadline {
+                context.logger.warning("drain timed out: undelivered messages will be replayed by the next owner",
+                                       metadata: ["pending": "\(router.targets.map(\.pipeline.pending))"])
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// A malformed event is final once it is on the dead-letter topic; until then it is retried, never dropped.
+    private func keepMalformed(_ record: KafkaRecord, reason: String) async {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                try await context.deadLetters.malformed(record, reason: reason)
+                context.logger.warning("malformed event dead-lettered",
+                                       metadata: ["source": "\(record.source)", "reason": "\(reason)"])
+                return
+            } catch {
+                context.logger.error("dead-letter write failed, retrying",
+                                     metadata: ["source": "\(record.source)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+    }
+}
+
+/// The HTTP client the realtime worker shares between destinations.
+public enum RealtimeHTTP {
+    public static func makeClient(config: RelayConfig) -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.decompression = .disabled
+        let connections = max(8, config.realtimeDestinations.map(\.settings.maxInFlight).max() ?? 8)
+        configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+}

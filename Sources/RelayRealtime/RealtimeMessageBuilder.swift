@@ -1,0 +1,100 @@
+import Crypto
+import RelayCore
+import RelayRuntime
+
+/// Writes the body of a realtime message (SPEC §4) and its `X-Relay-Message-Id`.
+///
+/// The body is compact JSON with the keys in the order of the specification and every value a string. The same
+/// users and process time give the same bytes. The message id depends only on the destination and the source
+/// positions of the users, so a retry or a replay of the same offsets carries the same id.
+public struct RealtimeMessageBuilder: Sendable {
+    public let destinationID: Int
+    public let userDPID: Int
+    public let clientID: String
+
+    public init(destinationID: Int, userDPID: Int, clientID: String) {
+        self.destinationID = destinationID
+        self.userDPID = userDPID
+        self.clientID = clientID
+    }
+
+    public init(destination: Destination, settings: RealtimeSettings) {
+        self.init(destinationID: destination.id, userDPID: settings.userDPID, clientID: settings.clientID)
+    }
+
+    /// The JSON body for `users`, stamped `ProcessTime` = `processTime` (ms since the epoch).
+    public func body(users: [RealtimeUser], processTime: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160 + users.count * 200)
+        out.append(contentsOf: #"{"ProcessTime":"#.utf8)
+        Self.appendString(Timestamps.iso8601(milliseconds: processTime), to: &out)
+        out.append(contentsOf: #","User_DPID":"#.utf8)
+        Self.appendString(String(userDPID), to: &out)
+        out.append(contentsOf: #","Client_ID":"#.utf8)
+        Self.appendString(clientID, to: &out)
+        out.append(contentsOf: #","AAM_Destination_Id":"#.utf8)
+        Self.appendString(String(destinationID), to: &out)
+        out.append(contentsOf: #","User_count":"#.utf8)
+        Self.appendString(String(users.count), to: &out)
+        out.append(contentsOf: #","Users":["#.utf8)
+        for (index, user) in users.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"AAM_UUID":"#.utf8)
+            Self.appendString(user.uuid, to: &out)
+            out.append(contentsOf: #","DataPartner_UUID":"#.utf8)
+            Self.appendString(user.partnerID, to: &out)
+            out.append(contentsOf: #","AAM_Regions":["#.utf8)
+            if let region = user.region { Self.appendString(String(region), to: &out) }
+            out.append(contentsOf: #"],"Segments":["#.utf8)
+            let dateTime = Timestamps.iso8601(milliseconds: user.timestamp)
+            for (segmentIndex, segment) in user.segments.enumerated() {
+                if segmentIndex > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #"{"Segment_ID":"#.utf8)
+                Self.appendString(segment.alias, to: &out)
+                out.append(contentsOf: segment.realized ? #","Status":"1","DateTime":"#.utf8 : #","Status":"0","DateTime":"#.utf8)
+                Self.appendString(dateTime, to: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(contentsOf: "]}".utf8)
+        }
+        out.append(contentsOf: "]}".utf8)
+        return out
+    }
+
+    /// 32 hex digits of SHA-256 over the destination id and the users' sources (`topic/partition/offset`).
+    public func messageID(topic: String, partition: Int32, offsets: [Int64]) -> String {
+        var hasher = SHA256()
+        hasher.update(data: Array("relay-realtime|\(destinationID)|\(topic)|\(partition)".utf8))
+        for offset in offsets { hasher.update(data: Array("|\(offset)".utf8)) }
+        let digest = hasher.finalize()
+        let hex: [Character] = Array("0123456789abcdef")
+        var id = ""
+        id.reserveCapacity(32)
+        for byte in digest.prefix(16) {
+            id.append(hex[Int(byte >> 4)])
+            id.append(hex[Int(byte & 0xF)])
+        }
+        return id
+    }
+
+    /// A JSON string literal (quotes, escapes for `"`, `\` and control characters; other UTF-8 as is).
+    static func appendString(_ text: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: #"\u00"#.utf8)
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,106 @@
+import Foundation
+import RelayCore
+import RelayKafka
+import RelayRuntime
+import Synchronization
+
+/// Cuts the records into chunks and hands each chunk's messages to the destinations' pipelines.
+///
+/// Chunks are closed and their messages queued under one lock, so that the messages of a partition reach every
+/// pipeline in offset order whichever task (the consume loop or the flush timer) closes them.
+final class RealtimeRouter: Sendable {
+    struct Target: Sendable {
+        let destination: Destination
+        let settings: RealtimeSettings
+        let builder: RealtimeMessageBuilder
+        let pipeline: DestinationPipeline
+    }
+
+    let targets: [Target]
+    private let assembler: Mutex<ChunkAssembler>
+    private let tracker: OffsetTracker
+    let assignments: AssignmentRegistry
+
+    init(targets: [Target], tracker: OffsetTracker, assignments: AssignmentRegistry) {
+        self.targets = targets
+        self.tracker = tracker
+        self.assignments = assignments
+        assembler = Mutex(ChunkAssembler(limits: targets.map {
+            ChunkAssembler.Limits(maxUsers: $0.settings.maxUsersPerMessage, flushIntervalMs: $0.settings.flushIntervalMs)
+        }))
+    }
+
+    struct Entry: Sendable {
+        let partition: TopicPartition
+        let generation: UInt64
+        let entry: ChunkEntry
+    }
+
+    func ingest(_ entries: [Entry]) {
+        let now = ContinuousClock.now
+        let processTime = Self.wallClockMilliseconds()
+        assembler.withLock { assembler in
+            var last: (TopicPartition, UInt64)?
+            for item in entries {
+                if last == nil || last! != (item.partition, item.generation) {
+                    assignments.saw(item.partition, generation: item.generation)
+                    last = (item.partition, item.generation)
+                }
+                for chunk in assembler.add(item.entry, partition: item.partition, generation: item.generation,
+                                           now: now, wallClockMs: processTime)
+                {
+                    dispatch(chunk, processTime: processTime)
+                }
+            }
+        }
+    }
+
+    /// Closes the chunks whose flush interval has passed.
+    func flushDue() {
+        let now = ContinuousClock.now
+        assembler.withLock { assembler in
+            let due = assembler.closeDue(now: now)
+            guard !due.isEmpty else { return }
+            let processTime = Self.wallClockMilliseconds()
+            for chunk in due { dispatch(chunk, processTime: processTime) }
+        }
+    }
+
+    func flushAll() {
+        assembler.withLock { assembler in
+            let processTime = Self.wallClockMilliseconds()
+            for chunk in assembler.closeAll() { dispatch(chunk, processTime: processTime) }
+        }
+    }
+
+    func revoke(_ partitions: [TopicPartition]) {
+        assembler.withLock { $0.drop(partitions) }
+        assignments.revoke(partitions)
+    }
+
+    var nextDeadline: ContinuousClock.Instant? { assembler.withLock { $0.nextDeadline } }
+
+    /// One message per destination with users in the chunk; the chunk's records are final when all are.
+    private func dispatch(_ chunk: Chunk, processTime: Int64) {
+        let messageCount = chunk.users.reduce(0) { $0 + ($1.isEmpty ? 0 : 1) }
+        let ticket = ChunkTicket(chunk: chunk, messages: messageCount, tracker: tracker)
+        guard messageCount > 0 else { return }
+        for (index, users) in chunk.users.enumerated() where !users.isEmpty {
+            let target = targets[index]
+            let offsets = users.map(\.offset)
+            target.pipeline.enqueue(OutboundMessage(
+                id: target.builder.messageID(topic: chunk.partition.topic, partition: chunk.partition.partition,
+                                             offsets: offsets),
+                body: target.builder.body(users: users, processTime: processTime),
+                userCount: users.count,
+                eventTimestamps: users.map(\.timestamp),
+                partition: chunk.partition,
+                generation: chunk.generation,
+                offsets: offsets,
+                key: Array(users[0].uuid.utf8),
+                ticket: ticket))
+        }
+    }
+
+    static func wallClockMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
+}

@@ -1,1 +1,0 @@
-// RelayRealtime: see SPEC.md
