@@ -189,6 +189,15 @@ def server_hosts(config) -> list[tuple[str, str]]:
     return hosts
 
 
+def shared_state_dir(executable: str, args: list[str], config) -> str | None:
+    """The directory that every process of the executable's group must share, if it has one."""
+    if executable == "relay-batch":
+        return option(args, "--state-dir") or "./state/batch"
+    if executable == "relay-pixel-audit":
+        return str(((config or {}).get("pixel_audit") or {}).get("state_dir", "./state/pixel-audit"))
+    return None
+
+
 def run_relayctl_validate(paths: list[Path], report: Report) -> None:
     binary = None
     bin_dir = os.environ.get("RELAY_BIN_DIR")
@@ -379,15 +388,15 @@ def check_compose(products: set[str], report: Report) -> dict:
                 report.error(COMPOSE_FILE, f"{where}.environment",
                              f"{variable} (relay.compose.yaml {path}) is not provided")
 
-        if executable == "relay-batch":
-            # Snapshots and cut reports: shared by every process of the group, kept across restarts.
-            state = option(args, "--state-dir") or "./state/batch"
+        state = shared_state_dir(executable, args, config)
+        if state is not None:
+            # Snapshots/cut reports (batch), join checkpoints (pixel audit): kept across restarts, shared by the group.
             state = state if state.startswith("/") else "/var/lib/relay/" + state.removeprefix("./")
             if not any(isinstance(v, str) and v.split(":")[0] in named_volumes
-                       and (state + "/").startswith(v.split(":")[1].rstrip("/") + "/")
+                       and (state.rstrip("/") + "/").startswith(v.split(":")[1].rstrip("/") + "/")
                        for v in as_list(service.get("volumes"))):
-                report.error(COMPOSE_FILE, f"{where}.volumes", f"--state-dir {state} is not on a named volume: the "
-                             "batch state (snapshots, cut reports) must survive restarts and be shared by the group")
+                report.error(COMPOSE_FILE, f"{where}.volumes", f"{executable}'s state directory {state} is not on a "
+                             "named volume: it must survive restarts and be shared by the group")
         if executable in LONG_RUNNING:
             if executable == "relay-edge":
                 port_text = option(args, "--port")
@@ -817,16 +826,17 @@ def check_k8s(products: set[str], report: Report) -> None:
             for mount in container.get("volumeMounts") or []:
                 if mount.get("name") not in volumes:
                     report.error(path, f"{cwhere}.volumeMounts", f"{mount.get('name')}: no such volume")
-            if executable == "relay-batch":
-                state = option(args, "--state-dir") or "/var/lib/relay/state/batch"
+            state = shared_state_dir(executable, args, relay_config)
+            if state is not None:
                 mount = next((m for m in container.get("volumeMounts") or []
                               if (state.rstrip("/") + "/").startswith(m["mountPath"].rstrip("/") + "/")), None)
                 claim = ((volumes.get(mount["name"]) or {}).get("persistentVolumeClaim") or {}).get("claimName") \
                     if mount else None
                 pvc = by_kind.get("PersistentVolumeClaim", {}).get(claim, (None, {}))[1]
                 if "ReadWriteMany" not in ((pvc.get("spec") or {}).get("accessModes") or []):
-                    report.error(path, f"{cwhere}.volumeMounts", f"--state-dir {state} must be on a ReadWriteMany "
-                                 "PersistentVolumeClaim: every relay-batch pod shares the snapshots and cut reports")
+                    report.error(path, f"{cwhere}.volumeMounts", f"{executable}'s state directory {state} must be on "
+                                 "a ReadWriteMany PersistentVolumeClaim: a partition's next owner, on any node, "
+                                 "needs its predecessor's state")
             config_mount = next((m for m in container.get("volumeMounts") or []
                                  if "configMap" in volumes.get(m.get("name"), {})), None)
             config_arg = option(args, "--config") or "relay.yaml"
