@@ -106,6 +106,81 @@ public final class KafkaAdmin: Sendable {
         try client.offsetsForTimes(partitions, timestamp: timestamp, timeoutMs: timeoutMs)
     }
 
+    /// The end (high watermark) of each partition, as a fetch sees it.
+    ///
+    /// ListOffsets(latest) is not trusted alone: Tansu answers it with the base offset of the last record batch plus
+    /// one, short of the real end when that batch holds several records. A fetch from just below that answer returns
+    /// the true high watermark with the data, on every broker; on Apache Kafka both agree.
+    public func endOffsets(_ partitions: [TopicPartition]) async throws(KafkaError) -> [TopicPartition: Int64] {
+        var result: [TopicPartition: Int64] = [:]
+        var probes: [TopicPartition: Int64] = [:]
+        for tp in partitions {
+            let (low, high) = try watermarks(tp)
+            result[tp] = high
+            if high > low { probes[tp] = high - 1 }
+        }
+        guard !probes.isEmpty else { return result }
+        let reader = try KafkaConsumer(
+            configuration: ConsumerConfiguration(client: configuration, mode: .assign(probes, group: nil),
+                                                 maxBufferedRecords: 10_000, batchSize: 500),
+            logger: logger)
+        try reader.start()
+        let stopper = Task {
+            try await Task.sleep(for: .seconds(10))
+            await reader.stopFetching()
+        }
+        var pending = Set(probes.keys)
+        for await batch in reader.batches() {
+            for record in batch { pending.remove(record.topicPartition) }
+            if pending.isEmpty { break }
+        }
+        stopper.cancel()
+        for tp in probes.keys { if let high = reader.cachedHighWatermark(tp) { result[tp] = max(result[tp]!, high) } }
+        await reader.close()
+        return result
+    }
+
+    /// For each partition, the first offset whose record timestamp is at or after `timestamp` (the end of the
+    /// partition when there is none). Some brokers answer ListOffsets-by-time at batch granularity (Tansu gives the
+    /// base offset of the batch that holds the time); reading forward from that answer makes the result exact.
+    public func firstOffsets(atOrAfter timestamp: Int64, _ partitions: [TopicPartition]) async throws(KafkaError)
+        -> [TopicPartition: Int64]
+    {
+        var result = try offsetsForTimes(partitions, timestamp: timestamp)
+        let ends = try await endOffsets(partitions)
+        let unresolved = result.filter { $0.value < ends[$0.key]! }
+        guard !unresolved.isEmpty else { return result }
+        let reader = try KafkaConsumer(
+            configuration: ConsumerConfiguration(client: configuration, mode: .assign(unresolved, group: nil),
+                                                 maxBufferedRecords: 10_000, batchSize: 500),
+            logger: logger)
+        try reader.start()
+        var pending = Set(unresolved.keys)
+        let stopper = Task {
+            try await Task.sleep(for: .seconds(30))
+            await reader.stopFetching()
+        }
+        for await batch in reader.batches() {
+            for record in batch where pending.contains(record.topicPartition) {
+                if record.timestamp >= timestamp {
+                    result[record.topicPartition] = record.offset
+                    pending.remove(record.topicPartition)
+                } else if record.offset + 1 >= ends[record.topicPartition]! {
+                    result[record.topicPartition] = ends[record.topicPartition]!
+                    pending.remove(record.topicPartition)
+                }
+            }
+            if pending.isEmpty { break }
+        }
+        stopper.cancel()
+        await reader.close()
+        guard pending.isEmpty else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "firstOffsets",
+                             detail: "could not read \(pending.sorted().map(\.description))")
+        }
+        return result
+    }
+
     /// Consumer groups known to the cluster (all of them, or just `group`).
     public func groups(_ group: String? = nil, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [GroupInfo] {
         var list: UnsafePointer<rd_kafka_group_list>?
@@ -142,7 +217,17 @@ public final class KafkaAdmin: Sendable {
         var failure: KafkaError?
         do { try await consumer.commitAsync(offsets) } catch { failure = error }
         await consumer.close()
-        if let failure { throw failure }
+        if let failure {
+            // A broker that does not list a group's members still refuses a commit from outside a live generation.
+            let activeGroup: [rd_kafka_resp_err_t] = [RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID,
+                                                      RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
+                                                      RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS]
+            if activeGroup.map(\.rawValue).contains(failure.code) {
+                throw KafkaError.usage("group \(group) has active members (\(failure.message)); stop them first",
+                                       operation: "resetOffsets")
+            }
+            throw failure
+        }
     }
 
     /// A consumer that carries the group id without joining: enough to read and write the group's offsets.

@@ -52,8 +52,9 @@ enum DeadLetterReader {
         let partitions = try CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         var ends: [TopicPartition: Int64] = [:]
         var starts: [TopicPartition: Int64] = [:]
+        let highs = try await admin.endOffsets(partitions)
         for tp in partitions {
-            let (low, high) = try admin.watermarks(tp)
+            let (low, high) = (try admin.watermarks(tp).low, highs[tp]!)
             if high > low {
                 ends[tp] = high
                 starts[tp] = low
@@ -64,25 +65,21 @@ enum DeadLetterReader {
             configuration: ConsumerConfiguration(client: try CLI.client(config), mode: .assign(starts, group: nil)),
             logger: CLI.logger)
         try consumer.start()
-        var records: [KafkaRecord] = []
-        var remaining = Set(ends.keys)
-        let deadline = ContinuousClock.now + .seconds(30)
-        let reader = Task {
-            for await batch in consumer.batches() {
-                records += batch
-                for record in batch where record.offset + 1 >= ends[record.topicPartition] ?? 0 {
-                    remaining.remove(record.topicPartition)
-                }
-                if remaining.isEmpty || ContinuousClock.now > deadline { break }
-            }
-            return records
-        }
-        let timeout = Task {
+        // Stop after 30 s whatever happens (a partition's end may hold only a transaction marker).
+        let stopper = Task {
             try await Task.sleep(for: .seconds(30))
             await consumer.stopFetching()
         }
-        records = await reader.value
-        timeout.cancel()
+        var records: [KafkaRecord] = []
+        var remaining = Set(ends.keys)
+        for await batch in consumer.batches() {
+            records += batch
+            for record in batch where record.offset + 1 >= ends[record.topicPartition] ?? 0 {
+                remaining.remove(record.topicPartition)
+            }
+            if remaining.isEmpty { break }
+        }
+        stopper.cancel()
         await consumer.close()
         return records.sorted { ($0.timestamp, $0.partition, $0.offset) < ($1.timestamp, $1.partition, $1.offset) }
     }

@@ -44,8 +44,7 @@ enum LagReport {
         var rows: [Row] = []
         for topic in topics {
             guard let partitions = try? admin.topicPartitions(topic) else { continue }
-            var ends: [TopicPartition: Int64] = [:]
-            for tp in partitions { ends[tp] = try admin.watermarks(tp).high }
+            let ends = try await admin.endOffsets(partitions)
             for g in groups {
                 let committed = try await admin.committedOffsets(group: g, topic: topic)
                 if committed.isEmpty, group == nil { continue }

@@ -80,8 +80,7 @@ struct Produce: AsyncParsableCommand {
                 guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)") }
                 handle = h
             }
-            for try await line in handle.bytes.lines where !line.isEmpty {
-                let bytes = Array(line.utf8)
+            try forEachLine(of: handle) { bytes in
                 let key: [UInt8]?
                 do { key = Array(try QualificationDecoder.decode(bytes).uuid.utf8) } catch {
                     malformed += 1
@@ -129,4 +128,21 @@ struct Progress {
 
 extension Duration {
     var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// Calls `body` with each non-empty line of a file (without its newline), reading in 1 MiB chunks.
+func forEachLine(of handle: FileHandle, _ body: ([UInt8]) throws -> Void) throws {
+    var pending: [UInt8] = []
+    while true {
+        let chunk = handle.readData(ofLength: 1 << 20)
+        if chunk.isEmpty { break }
+        pending += chunk
+        var start = 0
+        while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            if newline > start { try body(Array(pending[start..<newline])) }
+            start = newline + 1
+        }
+        pending.removeFirst(start)
+    }
+    if !pending.isEmpty { try body(pending) }
 }

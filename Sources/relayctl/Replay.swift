@@ -60,7 +60,7 @@ struct Replay: AsyncParsableCommand {
         if toEarliest {
             for tp in partitions { target[tp] = try admin.watermarks(tp).low }
         } else if let toTimestamp, let ms = Self.parseTimestamp(toTimestamp) {
-            target = try admin.offsetsForTimes(partitions, timestamp: ms)
+            target = try await admin.firstOffsets(atOrAfter: ms, partitions)
         } else {
             for spec in toOffset {
                 let (p, o) = Self.parseOffset(spec)!

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RelayKafka
+import Synchronization
 
 /// The broker the integration tests talk to: the real one started by scripts/test.sh (RELAY_BROKERS).
 public enum TestBroker {
@@ -41,14 +42,18 @@ public enum TestBroker {
         return topics
     }
 
-    /// Produces records and waits for every acknowledgement.
+    /// Produces records in the given order (per partition, offsets follow it) and waits for every acknowledgement.
     public static func produce(_ records: [OutgoingRecord]) async throws {
         let producer = try KafkaProducer(configuration: client, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for record in records { group.addTask { _ = try await producer.send(record) } }
-            try await group.waitForAll()
+        let failures = Mutex<[KafkaError]>([])
+        for record in records {
+            try producer.enqueue(record) { result in
+                if case .failure(let error) = result { failures.withLock { $0.append(error) } }
+            }
         }
+        try await producer.flush()
         await producer.close()
+        if let first = failures.withLock({ $0.first }) { throw first }
     }
 
     /// Reads every record of a topic that is there now (from the beginning to the current end).
@@ -56,9 +61,11 @@ public enum TestBroker {
         let admin = try KafkaAdmin(configuration: client, logger: logger)
         var starts: [TopicPartition: Int64] = [:]
         var ends: [TopicPartition: Int64] = [:]
-        for tp in try admin.topicPartitions(topic) {
-            let (low, high) = try admin.watermarks(tp)
-            if high > low { starts[tp] = low; ends[tp] = high }
+        let partitions = try admin.topicPartitions(topic)
+        let highs = try await admin.endOffsets(partitions)
+        for tp in partitions {
+            let low = try admin.watermarks(tp).low
+            if highs[tp]! > low { starts[tp] = low; ends[tp] = highs[tp]! }
         }
         guard !starts.isEmpty else { return [] }
         let consumer = try KafkaConsumer(
