@@ -70,12 +70,11 @@ public final class SegmentStore: Sendable {
         }
     }
 
-    /// A raw-bytes view of each shard in turn, under its lock (for snapshots): see ``Shard/encode(into:)``.
-    func encodeShards(_ body: (_ index: Int, _ encode: (inout [UInt8]) -> Void) -> Void) {
-        for (index, box) in shards.enumerated() {
-            box.state.withLock { shard in
-                body(index) { out in shard.encode(into: &out) }
-            }
+    /// Appends shard `index`'s users (see `Shard.encode(into:)`) under its lock; returns how many.
+    func encodeShard(_ index: Int, into out: inout [UInt8]) -> Int {
+        shards[index].state.withLock { shard in
+            shard.encode(into: &out)
+            return shard.userCount
         }
     }
 

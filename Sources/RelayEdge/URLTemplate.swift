@@ -1,3 +1,5 @@
+import RelayCore
+
 /// A `kind: url` template (`url`, `secure_url`) split once into literal text and macros (SPEC §6).
 struct URLTemplate: Sendable, Hashable {
     enum Macro: Sendable, Hashable {
@@ -67,16 +69,19 @@ struct URLTemplate: Sendable, Hashable {
         case macro(String)
     }
 
-    /// `%name%` with `name` of `[a-z0-9_]` is a macro; any other `%` is text (e.g. an already encoded `%2F`).
+    /// A known macro name: those of ``URLSettings/macros`` and `dpid_<digits>`.
+    private static func isMacroName(_ name: Substring) -> Bool {
+        URLSettings.macros.contains(String(name))
+            || (name.hasPrefix("dpid_") && name.count > 5 && name.dropFirst(5).allSatisfy { $0.isASCII && $0.isNumber })
+    }
+
+    /// `%name%` with a known macro name is a macro; any other `%` is text (e.g. an already encoded `%2F`).
     private static func tokens(_ template: String) -> [Token] {
         var tokens: [Token] = []
         var rest = Substring(template)
         while let start = rest.firstIndex(of: "%") {
             let afterStart = rest.index(after: start)
-            if let end = rest[afterStart...].firstIndex(of: "%"),
-                rest[afterStart..<end].allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }),
-                afterStart < end
-            {
+            if let end = rest[afterStart...].firstIndex(of: "%"), isMacroName(rest[afterStart..<end]) {
                 tokens.append(.text(String(rest[..<start])))
                 tokens.append(.macro(String(rest[afterStart..<end])))
                 rest = rest[rest.index(after: end)...]

@@ -1,2 +1,46 @@
-import Foundation
-print("not yet implemented"); exit(1)
+import ArgumentParser
+import Hummingbird
+import Logging
+import RelayCore
+import RelayEdge
+import RelayRuntime
+
+/// `relay-edge`: answers real-time calls (`/event`) from every user's current segments and records pixels (SPEC §6).
+/// API, `/metrics` and `/health/*` share one port: `edge.listen`, or `--port`.
+struct RelayEdgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay-edge", abstract: "Real-time calls and pixel syncs from every user's current segments.")
+
+    @Option(help: "The configuration file.")
+    var config: String = "relay.yaml"
+
+    @Option(help: "Port to listen on (replaces the port of edge.listen).")
+    var port: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .customLong("snapshot-interval"), help: "How often the store is snapshotted (also on SIGTERM).")
+    var snapshotInterval: String = "60s"
+
+    func run() async throws {
+        let interval: RelayDuration
+        do {
+            interval = try RelayDuration(parsing: snapshotInterval)
+        } catch {
+            throw ValidationError("--snapshot-interval: \(error.message)")
+        }
+        let config = Bootstrap.loadConfig(path: self.config, executable: "relay-edge")
+        let registry = Bootstrap.observability(logLevel: logLevel)
+        let logger = Logger(label: "relay-edge")
+        var listen = config.edge.listen
+        if let port { listen.port = port }
+        let server = try EdgeServer(config: config, listen: listen, registry: registry, logger: logger,
+                                    snapshotInterval: max(interval.duration, .milliseconds(100)))
+        let app = server.buildApplication(host: listen.host, port: listen.port, registry: registry)
+        logger.info("relay-edge listening", metadata: ["listen": "\(listen)"])
+        try await app.runService()
+    }
+}
+
+await RelayEdgeCommand.main()

@@ -1,0 +1,88 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import RelayCore
+import RelayKafka
+import RelayRuntime
+import ServiceLifecycle
+
+/// `relay-edge` as a library: the segment store, the qualification reader, the pixel recorder and the HTTP routes
+/// (SPEC §6), plus `/metrics` and `/health/*` on the same port. `main` and the tests build it the same way.
+public struct EdgeServer: Sendable {
+    public let config: RelayConfig
+    public let store: SegmentStore
+    public let readiness: Readiness
+    let catalog: EdgeCatalog
+    let metrics: EdgeMetrics
+    let reader: QualificationReader
+    let recorder: PixelRecorder
+    let signer: PixelSigner?
+    let producer: KafkaProducer
+    let logger: Logger
+    let corsOrigins: Set<String>
+    let allowAnyOrigin: Bool
+    let fallbackHost: String
+
+    /// - Parameters:
+    ///   - listen: where the edge answers (`edge.listen`, its port replaced by `--port`); only used for the
+    ///     `/px` URLs when a request carries no usable `Host` header.
+    ///   - snapshotInterval: how often the store is written to `edge.snapshot_dir` (and always on shutdown).
+    public init(config: RelayConfig, listen: HostPort, registry: PrometheusCollectorRegistry, logger: Logger,
+                environment: [String: String] = ProcessInfo.processInfo.environment,
+                snapshotInterval: Duration = .seconds(60)) throws
+    {
+        self.config = config
+        self.logger = logger
+        catalog = EdgeCatalog(config)
+        store = SegmentStore(keptDPIDs: catalog.keptDPIDs)
+        readiness = Readiness()
+        metrics = EdgeMetrics(registry: registry)
+        let client = try config.kafkaClient(environment: environment)
+        producer = try KafkaProducer(configuration: client, properties: ["linger.ms": "20"], logger: logger)
+        recorder = PixelRecorder(producer: producer, topic: config.kafka.topics.pixelEvents, metrics: metrics,
+                                 logger: logger)
+        reader = QualificationReader(config: config, client: client, store: store, catalog: catalog,
+                                     readiness: readiness, metrics: metrics, logger: logger,
+                                     snapshotInterval: snapshotInterval)
+        if config.destinations.contains(where: { $0.url?.audit == .redirect }) {
+            signer = PixelSigner(secret: try config.edge.redirectKey.resolve(environment: environment))
+        } else {
+            signer = nil
+        }
+        corsOrigins = Set(config.edge.corsOrigins.map { $0.lowercased() })
+        allowAnyOrigin = config.edge.corsOrigins.contains("*")
+        fallbackHost = listen.description
+        for segment in catalog.mappedSegments where UInt32(exactly: segment) == nil {
+            logger.warning("segment ids above 4294967295 are not kept by relay-edge; this mapping never matches",
+                           metadata: ["segment": "\(segment)"])
+        }
+    }
+
+    /// The HTTP application, with the reader and the pixel producer as its services: on SIGTERM the server stops
+    /// first, then the reader writes its snapshot, then the producer flushes every pixel event.
+    public func buildApplication(host: String, port: Int, registry: PrometheusCollectorRegistry)
+        -> some ApplicationProtocol
+    {
+        let router = Router()
+        addOperationalRoutes(to: router, readiness: readiness, registry: registry)
+        addRoutes(to: router)
+        return Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            services: [ProducerFlusher(producer: producer, logger: logger), reader], logger: logger)
+    }
+}
+
+/// Flushes and closes the pixel producer once everything else has stopped.
+struct ProducerFlusher: Service {
+    let producer: KafkaProducer
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        let outstanding = producer.outstanding
+        await producer.close(timeoutMs: 30_000)
+        logger.info("pixel events flushed", metadata: ["outstanding_at_shutdown": "\(outstanding)"])
+    }
+}

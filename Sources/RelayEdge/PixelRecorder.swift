@@ -1,0 +1,31 @@
+import Logging
+import RelayKafka
+
+/// Produces pixel events to `kafka.topics.pixel_events`, keyed by `pixel_id`, without waiting: `enqueue` hands the
+/// record to librdkafka and returns; the delivery result only counts failures. The producer is flushed on shutdown.
+struct PixelRecorder: Sendable {
+    let producer: KafkaProducer
+    let topic: String
+    let metrics: EdgeMetrics
+    let logger: Logger
+
+    func record(_ events: [PixelEvent]) {
+        for event in events {
+            let record = OutgoingRecord(topic: topic, key: Array(event.pixelID.utf8), value: event.jsonBytes(),
+                                        timestamp: event.timestamp)
+            do {
+                try producer.enqueue(record) { [metrics, logger] result in
+                    if case .failure(let error) = result {
+                        metrics.pixelProduceFailures.increment()
+                        logger.error("pixel event not produced", metadata: ["error": "\(error)"])
+                    }
+                }
+            } catch {
+                metrics.pixelProduceFailures.increment()
+                logger.error("pixel event not produced", metadata: ["error": "\(error)"])
+            }
+        }
+        let fired = events.lazy.filter { $0.type == .fired }.count
+        if fired > 0 { metrics.pixelsFired.increment(by: Int64(fired)) }
+    }
+}
