@@ -1,0 +1,45 @@
+# Shared by the benchmarks: a broker of their own, release binaries, and kcat's raw consume rate as the ceiling.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/setup.sh >/dev/null
+source scripts/env.sh
+export RELAY_BROKER_PORT="${BENCH_BROKER_PORT:-29092}"
+export RELAY_BROKERS="127.0.0.1:$RELAY_BROKER_PORT"
+BENCH_DIR="$RELAY_ROOT/.local/bench"
+mkdir -p "$BENCH_DIR"
+
+bench_build() {  # bench_build PRODUCT...: release build of the products, BIN points at them
+  local args=()
+  for p in "$@"; do args+=(--product "$p"); done
+  echo "bench: release build of $*" >&2
+  swift build -c release "${args[@]}" 2>&1 | grep -E "error|warning: unre|Compiling .*error" >&2 || true
+  BIN="$(swift build -c release --show-bin-path)"
+  for p in "$@"; do [ -x "$BIN/$p" ] || { echo "bench: $p did not build" >&2; exit 1; }; done
+}
+
+bench_broker() {  # a fresh in-memory broker for this run
+  bash scripts/broker.sh stop >/dev/null 2>&1 || true
+  bash scripts/broker.sh start >&2
+  trap 'bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
+}
+
+now_ms() { date +%s%3N; }
+
+# kcat_rate TOPIC COUNT: reads the whole topic (every partition, no group) and prints records per second.
+kcat_rate() {
+  local topic=$1 count=$2 start end got
+  start=$(now_ms)
+  got=$(kcat -C -b "$RELAY_BROKERS" -t "$topic" -o beginning -e -q -f '\n' 2>/dev/null | wc -l)
+  end=$(now_ms)
+  [ "$got" -ge "$count" ] || echo "bench: kcat read $got of $count records" >&2
+  echo $(( got * 1000 / (end - start) ))
+}
+
+# metric_sum PORT NAME: the sum of a Prometheus metric's samples on localhost:PORT/metrics (0 if absent).
+metric_sum() {
+  curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null \
+    | awk -v name="$2" '$1 ~ "^"name"({|$)" { s += $NF } END { printf "%d\n", s }'
+}
+
+# peak_rss_kb PID: the process's peak resident memory (VmHWM) in KiB.
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
