@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import RelayBatch
+import RelayCore
+import RelayRuntime
+
+/// `relayctl batch status`: the last complete cut of each batch destination and what each partition has done.
+struct BatchStatus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "batch",
+        abstract: "Batch destinations: last complete cut, per-partition progress.",
+        subcommands: [Status.self])
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the last cut whose .info was delivered per batch destination, and each partition's last cut.",
+            discussion: """
+                Reads relay-batch's state directory (snapshots and cut reports). Users changed since the last cut \
+                live in the workers' memory only: see the relay_batch_pending_users metric of each relay-batch.
+                """)
+
+        @OptionGroup var options: ConfigOption
+
+        @Option(name: .customLong("state-dir"), help: "relay-batch's --state-dir.")
+        var stateDir: String = "./state/batch"
+
+        func run() async throws {
+            let config = try options.load()
+            let statuses = BatchDestinationStatus.collect(config: config, stateDirectory: stateDir)
+            if statuses.isEmpty {
+                print("no batch destinations in \(options.config)")
+                return
+            }
+            for status in statuses {
+                let last = status.lastCompleteCut.map { "\(Timestamps.iso8601(milliseconds: $0)) (\($0))" } ?? "none yet"
+                print("destination \(status.destination) \(status.name) (\(status.mode.rawValue))")
+                print("  last complete cut: \(last)")
+                if let info = status.lastInfoFile { print("  control file:      \(info)") }
+                print("  next cut:          \(Timestamps.iso8601(milliseconds: status.nextCut)) (\(status.nextCut))")
+                for p in status.partitions {
+                    let cut = p.lastCut.map { Timestamps.iso8601(milliseconds: $0) } ?? "-"
+                    let users = p.users.map { "\($0) users held" } ?? "no snapshot"
+                    print("  partition \(p.partition): last cut \(cut), \(users)")
+                }
+            }
+        }
+    }
+}
