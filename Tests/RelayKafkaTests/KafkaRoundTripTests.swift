@@ -61,3 +61,36 @@ struct KafkaRoundTripTests {
         #expect(throws: KafkaError.self) { try admin.partitions(of: TestBroker.uniqueName("missing")) }
     }
 }
+
+@Suite("Consumer flow control on the real broker", .timeLimit(.minutes(2)))
+struct ConsumerFlowControlTests {
+    @Test("a slow reader pauses fetching and loses nothing when fetching resumes")
+    func pauseAndResumeLoseNothing() async throws {
+        let topic = try await TestBroker.createTopic("flow", partitions: 2)
+        let records = (0..<3000).map { i in
+            OutgoingRecord(topic: topic, key: Array("k\(i % 10)".utf8), value: Array("\(i)".utf8))
+        }
+        try await TestBroker.produce(records)
+        let consumer = try KafkaConsumer(
+            configuration: ConsumerConfiguration(
+                client: TestBroker.client,
+                mode: .assign([TopicPartition(topic, 0): KafkaConsumer.offsetBeginning,
+                               TopicPartition(topic, 1): KafkaConsumer.offsetBeginning], group: nil),
+                maxBufferedRecords: 100, batchSize: 50),
+            logger: TestBroker.logger)
+        try consumer.start()
+        var seen: [KafkaRecord] = []
+        for await batch in consumer.batches() {
+            seen += batch
+            if seen.count % 500 < batch.count { try await Task.sleep(for: .milliseconds(300)) }  // fall behind
+            if seen.count >= 3000 { break }
+        }
+        await consumer.close()
+        #expect(seen.count == 3000)
+        #expect(Set(seen.map { String(decoding: $0.value, as: UTF8.self) }).count == 3000, "no duplicates")
+        for partition in [Int32(0), 1] {
+            let offsets = seen.filter { $0.partition == partition }.map(\.offset)
+            #expect(offsets == Array(0..<Int64(offsets.count)), "partition \(partition) in order, without gaps")
+        }
+    }
+}
