@@ -96,6 +96,12 @@ struct ConsumerWorkerTests {
         try await Self.produce(Self.events(0..<100, prefix: "a"), to: setup.topics.qualifications)
         #expect(await eventually { setup.processed("out.jsonl").count == 100 })
         #expect(await eventually { (try? await setup.committedTotal()) == 100 })
+        let (live, _) = try await HTTPGet.fetch("http://127.0.0.1:\(port)/health/live")
+        #expect(live == 200)
+        let (status, metrics) = try await HTTPGet.fetch("http://127.0.0.1:\(port)/metrics")
+        #expect(status == 200)
+        #expect(metrics.contains("relay_records_consumed_total"), "\(metrics.prefix(500))")
+        #expect(metrics.contains("relay_committed_offset"))
         worker.terminate()
         #expect(await worker.waitForExit() == 0, "SIGTERM exits 0:\n\(worker.log)")
 
