@@ -1,0 +1,241 @@
+import Testing
+@testable import RelayPixelAudit
+
+/// The join's arithmetic, without I/O: windows of 10 s, grace 2 s.
+@Suite struct PartitionAuditTests {
+    static let w: Int64 = 10_000
+    static let t0: Int64 = 1_790_000_000_000  // a window boundary (divisible by 10 s)
+
+    final class Feed {
+        var audit = PartitionAudit(partition: 0, windowMs: w, graceMs: 2_000)
+        var offset: Int64 = 0
+
+        func fire(_ id: String, _ destination: Int64, at ts: Int64) {
+            audit.apply(PixelSighting(kind: .fired, key: PixelKey(id), destinationID: destination, ts: ts),
+                        offset: offset)
+            offset += 1
+        }
+
+        func receive(_ id: String, _ destination: Int64, at ts: Int64) {
+            audit.apply(PixelSighting(kind: .received, key: PixelKey(id), destinationID: destination, ts: ts),
+                        offset: offset)
+            offset += 1
+        }
+
+        func reports(_ thresholds: LossThresholds = LossThresholds()) -> [AuditReport] {
+            audit.closedReports(maxLossRate: thresholds.maxLossRate)
+        }
+    }
+
+    @Test func knownLossPerDestination() {
+        let feed = Feed()
+        for i in 0..<100 { feed.fire("a\(i)", 7001, at: Self.t0 + Int64(i)) }
+        for i in 0..<85 { feed.receive("a\(i)", 7001, at: Self.t0 + 500 + Int64(i)) }
+        for i in 0..<40 { feed.fire("b\(i)", 7002, at: Self.t0 + 1_000 + Int64(i)) }
+        for i in 0..<30 { feed.receive("b\(i)", 7002, at: Self.t0 + 1_500) }
+        #expect(feed.reports().isEmpty)  // nothing closed before end + grace
+        feed.audit.advance(to: Self.t0 + Self.w + 1_999)
+        #expect(feed.reports().isEmpty)
+        feed.audit.advance(to: Self.t0 + Self.w + 2_000)
+        let reports = feed.reports()
+        #expect(reports.count == 2)
+        let a = reports[0], b = reports[1]
+        #expect(a.destinationID == 7001 && a.windowStart == Self.t0 && a.windowEnd == Self.t0 + Self.w)
+        #expect(a.fired == 100 && a.received == 85 && a.lost == 15 && a.lossRate == 0.15 && !a.alert)
+        #expect(b.destinationID == 7002 && b.fired == 40 && b.received == 30 && b.lost == 10 && b.lossRate == 0.25)
+        #expect(b.alert)
+        #expect(a.lateReceipts == 0 && a.duplicateReceipts == 0 && a.unmatchedReceipts == 0)
+        let due = feed.audit.reportsToPublish(maxLossRate: LossThresholds().maxLossRate)
+        #expect(due.count == 2)
+        for pending in due { feed.audit.markPublished(pending.key, revision: pending.revision) }
+        #expect(feed.audit.reportsToPublish(maxLossRate: LossThresholds().maxLossRate).isEmpty)
+    }
+
+    @Test func eventTimeClosesWindowsAndLateReceiptsCorrectThem() {
+        let feed = Feed()
+        feed.fire("p1", 7001, at: Self.t0 + 1)
+        feed.fire("p2", 7001, at: Self.t0 + 2)
+        feed.receive("p1", 7001, at: Self.t0 + 3)
+        // A later event on the partition moves event time past end + grace: the first window closes.
+        feed.fire("q1", 7001, at: Self.t0 + Self.w + 2_000)
+        var first = feed.reports()[0]
+        #expect(first.fired == 2 && first.received == 1 && first.lost == 1 && first.lateReceipts == 0)
+        for pending in feed.audit.reportsToPublish(maxLossRate: { _ in 0.2 }) {
+            feed.audit.markPublished(pending.key, revision: pending.revision)
+        }
+        feed.receive("p2", 7001, at: Self.t0 + Self.w + 2_100)  // late
+        first = feed.reports()[0]
+        #expect(first.fired == 2 && first.received == 2 && first.lost == 0 && first.lateReceipts == 1)
+        let due = feed.audit.reportsToPublish(maxLossRate: { _ in 0.2 })
+        #expect(due.map(\.report) == [first])  // the corrected report is due again
+    }
+
+    @Test func duplicatesCountOnceAndUnmatchedReceipts() {
+        let feed = Feed()
+        feed.fire("p1", 7001, at: Self.t0)
+        feed.fire("p1", 7001, at: Self.t0)  // fired twice (producer retry): one pixel
+        feed.receive("p1", 7001, at: Self.t0 + 10)
+        feed.receive("p1", 7001, at: Self.t0 + 20)  // duplicate
+        feed.receive("p1", 7001, at: Self.t0 + 30)  // duplicate
+        feed.receive("ghost", 7001, at: Self.t0 + 40)  // never fired
+        feed.receive("early", 7001, at: Self.t0 + 50)  // receipt before its fired event
+        feed.fire("early", 7001, at: Self.t0 + 60)
+        feed.audit.advance(to: Self.t0 + Self.w + 2_000)
+        let r = feed.reports()[0]
+        #expect(r.fired == 2 && r.received == 2 && r.lost == 0)
+        #expect(r.duplicateReceipts == 2 && r.unmatchedReceipts == 1)
+        // A receipt of an unmatched pixel after close is a duplicate; a receipt for a closed window with no fired
+        // event is unmatched at once.
+        feed.receive("ghost", 7001, at: Self.t0 + Self.w + 2_001)
+        feed.receive("ghost2", 7001, at: Self.t0 + 70)
+        let after = feed.reports()[0]
+        #expect(after.duplicateReceipts == 3 && after.unmatchedReceipts == 2)
+    }
+
+    @Test func alertAroundTheThreshold() {
+        func report(fired: Int, received: Int, threshold: Double) -> AuditReport {
+            let feed = Feed()
+            for i in 0..<fired { feed.fire("x\(i)", 7001, at: Self.t0) }
+            for i in 0..<received { feed.receive("x\(i)", 7001, at: Self.t0) }
+            feed.audit.advance(to: Self.t0 + Self.w + 2_000)
+            return feed.reports(LossThresholds([7001: threshold]))[0]
+        }
+        #expect(report(fired: 100, received: 80, threshold: 0.20).alert == false)  // 0.20 is not above 0.20
+        #expect(report(fired: 100, received: 79, threshold: 0.20).alert == true)
+        #expect(report(fired: 100, received: 95, threshold: 0.04).alert == true)
+        #expect(report(fired: 100, received: 95, threshold: 0.05).alert == false)
+        #expect(report(fired: 0, received: 0, threshold: 0.0).alert == false)
+    }
+
+    @Test func replayedOffsetsAreIgnored() {
+        let feed = Feed()
+        feed.fire("p1", 7001, at: Self.t0)
+        feed.receive("p1", 7001, at: Self.t0)
+        let before = feed.audit.nextOffset
+        // The same records read again (a replay or a re-read after restart).
+        let again1 = feed.audit.apply(PixelSighting(kind: .fired, key: PixelKey("p9"), destinationID: 7001,
+                                                    ts: Self.t0), offset: 0)
+        let again2 = feed.audit.apply(PixelSighting(kind: .received, key: PixelKey("p1"), destinationID: 7001,
+                                                    ts: Self.t0), offset: 1)
+        #expect(!again1 && !again2)
+        #expect(feed.audit.nextOffset == before)
+        feed.audit.advance(to: Self.t0 + Self.w + 2_000)
+        let r = feed.reports()[0]
+        #expect(r.fired == 1 && r.received == 1 && r.duplicateReceipts == 0)
+    }
+
+    @Test func checkpointRoundTripContinuesIdentically() throws {
+        let straight = Feed()
+        let resumed = Feed()
+        func script(_ feed: Feed, from: Int, to: Int) {
+            for i in from..<to {
+                let ts = Self.t0 + Int64(i) * 37
+                if i % 3 == 2 { feed.receive("p\(i - 2)", 7001 + Int64(i % 2), at: ts) }
+                else { feed.fire("p\(i)", 7001 + Int64(i % 2), at: ts) }
+            }
+        }
+        script(straight, from: 0, to: 1_000)
+        script(resumed, from: 0, to: 500)
+        let bytes = AuditCheckpoint.encode(resumed.audit)
+        resumed.audit = try AuditCheckpoint.decode(bytes, windowMs: Self.w, graceMs: 2_000)
+        #expect(resumed.audit.nextOffset == 500)
+        script(resumed, from: 500, to: 1_000)
+        straight.audit.advance(to: Self.t0 + 100_000)
+        resumed.audit.advance(to: Self.t0 + 100_000)
+        #expect(!straight.reports().isEmpty)
+        #expect(straight.reports() == resumed.reports())
+        #expect(AuditCheckpoint.encode(straight.audit).count == AuditCheckpoint.encode(resumed.audit).count)
+        // A checkpoint for another window size, or a damaged one, is refused.
+        #expect(throws: AuditCheckpoint.Invalid.self) {
+            try AuditCheckpoint.decode(bytes, windowMs: 60_000, graceMs: 2_000)
+        }
+        var damaged = bytes
+        damaged[damaged.count / 2] ^= 0xFF
+        #expect(throws: AuditCheckpoint.Invalid.self) { try AuditCheckpoint.decode(damaged, windowMs: Self.w, graceMs: 2_000) }
+    }
+
+    @Test func closedWindowsAreForgottenAfterRetentionAndOldEventsExpire() {
+        let feed = Feed()
+        feed.fire("old", 7001, at: Self.t0)
+        feed.audit.advance(to: Self.t0 + Self.w + 2_000)
+        for p in feed.audit.reportsToPublish(maxLossRate: { _ in 0.2 }) {
+            feed.audit.markPublished(p.key, revision: p.revision)
+        }
+        #expect(feed.audit.pixelCount == 1)
+        feed.audit.advance(to: Self.t0 + Self.w + 2_000 + 6 * Self.w)
+        #expect(feed.audit.pixelCount == 0 && feed.audit.windowCount == 0)
+        feed.fire("older", 7001, at: Self.t0 + 5)  // its window is gone: ignored, never re-reported
+        feed.receive("old", 7001, at: Self.t0 + 6)
+        #expect(feed.audit.windowCount == 0)
+        let metrics = feed.audit.takeMetrics()
+        #expect(metrics[7001]?.expired == 2)
+    }
+}
+
+@Suite struct PixelEventTests {
+    @Test func decodesTheSpecFormat() throws {
+        let json = """
+            {"type": "fired", "pixel_id": "px-1", "destination_id": 7001, "uuid": "0795526165", "ts": 1795982000000,
+             "aliases": ["p4532", "p\\"99"], "url": "http://px.partner.example/sync?seg=p4532", "source": "edge",
+             "extra": {"nested": [1, 2.5, true, null]}}
+            """
+        let event = try PixelEvent.decode(Array(json.utf8))
+        #expect(event == PixelEvent(kind: .fired, pixelID: "px-1", destinationID: 7001, uuid: "0795526165",
+                                    ts: 1_795_982_000_000, aliases: ["p4532", "p\"99"],
+                                    url: "http://px.partner.example/sync?seg=p4532", source: "edge"))
+        #expect(try PixelEvent.decode(event.jsonBytes()) == event)
+        let received = PixelEvent(kind: .received, pixelID: "px-1", destinationID: 7001, uuid: "u", ts: 5,
+                                  source: "redirect")
+        #expect(try PixelEvent.decode(received.jsonBytes()) == received)
+        let sighting = try PixelSighting.decode(received.jsonBytes())
+        #expect(sighting == PixelSighting(kind: .received, key: PixelKey("px-1"), destinationID: 7001, ts: 5))
+        // An escaped pixel id keys the same as its plain spelling.
+        #expect(try PixelSighting.decode(Array(#"{"type":"fired","pixel_id":"px\u002d1","destination_id":7001,"ts":5}"#.utf8)).key
+            == PixelKey("px-1"))
+    }
+
+    @Test(arguments: [
+        ("[]", "not a JSON object"),
+        (#"{"pixel_id":"a","destination_id":1,"ts":1}"#, "type: missing"),
+        (#"{"type":"shown","pixel_id":"a","destination_id":1,"ts":1}"#, "type: expected"),
+        (#"{"type":"fired","destination_id":1,"ts":1}"#, "pixel_id: missing"),
+        (#"{"type":"fired","pixel_id":"","destination_id":1,"ts":1}"#, "pixel_id: empty"),
+        (#"{"type":"fired","pixel_id":"a","destination_id":"x","ts":1}"#, "destination_id: expected an integer"),
+        (#"{"type":"fired","pixel_id":"a","destination_id":1,"ts":1.5}"#, "ts: expected an integer"),
+        (#"{"type":"fired","pixel_id":"a","destination_id":1}"#, "ts: missing"),
+        (#"{"type":"fired","pixel_id":"a","destination_id":1,"ts":1} x"#, "trailing characters"),
+        (#"{"type":"fired","pixel_id":"a","destination_id":1,"ts":1,"aliases":[1]}"#, "aliases: expected strings"),
+        (#"{"type":"fired","pixel_id":"a""#, "expected"),
+    ])
+    func malformedEventsSayWhy(json: String, reason: String) {
+        #expect {
+            try PixelEvent.decode(Array(json.utf8))
+        } throws: { error in
+            (error as? MalformedPixelEvent)?.reason.contains(reason) == true
+        }
+    }
+
+    @Test func reportBookMergesTheLatestPerPartition() {
+        let book = ReportBook(thresholds: LossThresholds([7001: 0.10]))
+        func part(_ partition: Int32, fired: Int64, received: Int64, late: Int64 = 0) -> AuditReport {
+            AuditReport(destinationID: 7001, windowStart: 0, windowEnd: 10, fired: fired, received: received,
+                        lateReceipts: late, duplicateReceipts: 0, unmatchedReceipts: 0, maxLossRate: 0.10,
+                        partition: partition)
+        }
+        book.apply(part(0, fired: 50, received: 40))
+        book.apply(part(1, fired: 50, received: 45))
+        #expect(book.apply(part(1, fired: 50, received: 45)) == nil)  // re-published: no change
+        var merged = book.reports(destination: 7001)
+        #expect(merged.count == 1 && merged[0].fired == 100 && merged[0].received == 85 && merged[0].lost == 15)
+        #expect(merged[0].alert && merged[0].partition == nil)
+        book.apply(part(0, fired: 50, received: 48, late: 8))  // corrected: replaces partition 0's record
+        merged = book.reports()
+        #expect(merged[0].received == 93 && merged[0].lateReceipts == 8 && merged[0].lossRate == 0.07)
+        #expect(!merged[0].alert)
+        #expect(book.reports(since: 10).isEmpty && book.reports(since: 9).count == 1)
+        let decoded = try? AuditReport.decode(part(3, fired: 7, received: 6).jsonBytes())
+        #expect(decoded == part(3, fired: 7, received: 6))
+        #expect(String(decoding: ReportBook.jsonArray(merged), as: UTF8.self).hasPrefix(
+            #"[{"destination_id":7001,"window_start":0,"window_end":10,"fired":100,"received":93,"lost":7,"loss_rate":0.07,"#))
+    }
+}
