@@ -12,8 +12,10 @@ bench_build() {  # bench_build PRODUCT...: release build of the products, BIN po
   local args=()
   for p in "$@"; do args+=(--product "$p"); done
   echo "bench: release build of $*" >&2
-  swift build -c release "${args[@]}" 2>&1 | grep -E "error|warning: unre|Compiling .*error" >&2 || true
-  BIN="$(swift build -c release --show-bin-path)"
+  local scratch=()
+  [ -n "${BENCH_SCRATCH:-}" ] && scratch=(--scratch-path "$BENCH_SCRATCH")  # a build folder of its own, if wanted
+  swift build -c release "${scratch[@]}" "${args[@]}" 2>&1 | grep -E "error:" >&2 || true
+  BIN="$(swift build -c release "${scratch[@]}" --show-bin-path)"
   for p in "$@"; do [ -x "$BIN/$p" ] || { echo "bench: $p did not build" >&2; exit 1; }; done
 }
 
