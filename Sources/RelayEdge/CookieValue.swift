@@ -12,14 +12,8 @@ enum CookieValue {
         case .singleKey, .keyValue:
             for alias in aliases {
                 let pair: String
-                if settings.format == .singleKey {
-                    pair = key + settings.keySeparator + alias
-                } else if let equals = alias.firstIndex(of: "=") {
-                    pair = alias[..<equals] + settings.keySeparator + alias[alias.index(after: equals)...]
-                } else {
-                    // An alias written without `k=v` is a value of the configured key.
-                    pair = key + settings.keySeparator + alias
-                }
+                // key_value aliases are whole pairs, written `key<key_separator>value` (checked by the configuration).
+                pair = settings.format == .singleKey ? key + settings.keySeparator + alias : alias
                 let candidate = value.isEmpty ? pair : value + settings.pairSeparator + pair
                 if candidate.utf8.count <= settings.maxBytes { value = candidate }
             }

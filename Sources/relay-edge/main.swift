@@ -43,4 +43,14 @@ struct RelayEdgeCommand: AsyncParsableCommand {
     }
 }
 
-await RelayEdgeCommand.main()
+// `main.swift` cannot carry `@main`; this is what `AsyncParsableCommand.main()` does.
+do {
+    var command = try RelayEdgeCommand.parseAsRoot()
+    if var command = command as? AsyncParsableCommand {
+        try await command.run()
+    } else {
+        try command.run()
+    }
+} catch {
+    RelayEdgeCommand.exit(withError: error)
+}
