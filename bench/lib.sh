@@ -9,12 +9,12 @@ BENCH_DIR="$RELAY_ROOT/.local/bench"
 mkdir -p "$BENCH_DIR"
 
 bench_build() {  # bench_build PRODUCT...: release build of the products, BIN points at them
-  local args=()
-  for p in "$@"; do args+=(--product "$p"); done
   echo "bench: release build of $*" >&2
   local scratch=()
   [ -n "${BENCH_SCRATCH:-}" ] && scratch=(--scratch-path "$BENCH_SCRATCH")  # a build folder of its own, if wanted
-  swift build -c release "${scratch[@]}" "${args[@]}" 2>&1 | grep -E "error:" >&2 || true
+  for p in "$@"; do  # one product per call: SwiftPM honours only the last --product
+    swift build -c release "${scratch[@]}" --product "$p" 2>&1 | grep -E "error:" >&2 || true
+  done
   BIN="$(swift build -c release "${scratch[@]}" --show-bin-path)"
   for p in "$@"; do [ -x "$BIN/$p" ] || { echo "bench: $p did not build" >&2; exit 1; }; done
 }

@@ -29,6 +29,7 @@ START=$(now_ms)
 until [ "$(metric_sum $PORT relay_committed_offset)" -ge "$EVENTS" ]; do sleep 0.05; done
 END=$(now_ms)
 RSS=$(peak_rss_kb $PID)
+BATCHES=$(metric_sum $PORT relay_record_batches_total)
 CPU=$(awk '{print ($14+$15)/100}' /proc/$PID/stat)
 kill -TERM $PID; wait $PID || true
 RATE=$(( EVENTS * 1000 / (END - START) ))
@@ -37,4 +38,4 @@ echo "events:                 $EVENTS on 8 partitions"
 echo "kcat raw consume:       $KCAT events/s"
 echo "relay-check (commit):   $RATE events/s (first record to last commit: $((END - START)) ms)"
 echo "ratio:                  $(awk -v a=$RATE -v b=$KCAT 'BEGIN { printf "%.2f", a / b }')"
-echo "cpu seconds:            $CPU; peak RSS $((RSS / 1024)) MiB"
+echo "cpu seconds:            $CPU; peak RSS $((RSS / 1024)) MiB; $BATCHES batches"

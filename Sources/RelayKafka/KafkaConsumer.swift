@@ -108,16 +108,34 @@ public final class KafkaConsumer: Sendable {
         let loopState = PollLoopState(batchSize: batchSize, queue: queue)
         context.queue = queue
         let thread = PollThread(name: "relay.consumer.poll") {
+            // Flow control. A short stall keeps librdkafka's prefetched data (pausing discards it, and a refetch
+            // costs far more than a few milliseconds of waiting); only a reader that stays behind for longer gets
+            // its partitions paused, so that the loop can go on serving rebalances.
             let overLimit = context.buffered.load(ordering: .relaxed) >= configuration.maxBufferedRecords
-            if overLimit != loopState.paused {
-                loopState.paused = overLimit
-                Self.setPaused(client.handle, overLimit)
-            } else if overLimit {
-                // A rebalance may have added partitions since the last pause; pausing again is idempotent.
+            if overLimit {
+                let since = loopState.overLimitSince ?? ContinuousClock.now
+                loopState.overLimitSince = since
+                if !loopState.paused, ContinuousClock.now - since < .seconds(2) {
+                    usleep(2_000)
+                    return
+                }
+                // Pausing again is idempotent and covers partitions a rebalance added since.
+                loopState.paused = true
                 Self.setPaused(client.handle, true)
+            } else {
+                loopState.overLimitSince = nil
+                if loopState.paused {
+                    loopState.paused = false
+                    Self.setPaused(client.handle, false)
+                }
             }
-            let n = loopState.messages.withUnsafeMutableBufferPointer { buf in
-                rd_kafka_consume_batch_queue(loopState.queue, 100, buf.baseAddress, batchSize)
+            // Block for the first message only (consume_batch_queue would wait out its whole time-out to fill a
+            // batch), then take whatever else is already queued without waiting.
+            let n = loopState.messages.withUnsafeMutableBufferPointer { buf -> Int in
+                guard let first = rd_kafka_consume_queue(loopState.queue, 100) else { return 0 }
+                buf[0] = first
+                let more = rd_kafka_consume_batch_queue(loopState.queue, 0, buf.baseAddress! + 1, batchSize - 1)
+                return 1 + max(0, more)
             }
             if n > 0 { context.deliver(loopState.messages[0..<n]) }
         }
@@ -265,6 +283,7 @@ public struct RecordBatches: AsyncSequence, Sendable {
 private final class PollLoopState: @unchecked Sendable {
     var messages: [UnsafeMutablePointer<rd_kafka_message_t>?]
     var paused = false
+    var overLimitSince: ContinuousClock.Instant?
     let queue: OpaquePointer
     init(batchSize: Int, queue: OpaquePointer) {
         messages = Array(repeating: nil, count: batchSize)

@@ -5,6 +5,7 @@ import RelayKafka
 public enum RuntimeMetrics {
     static func recordsConsumed(_ count: Int, topic: String) {
         Counter(label: "relay_records_consumed_total", dimensions: [("topic", topic)]).increment(by: count)
+        Counter(label: "relay_record_batches_total", dimensions: [("topic", topic)]).increment()
     }
 
     static func deadLettered(errorClass: DeadLetterClass, destination: Int?) {
