@@ -358,18 +358,22 @@ def check_compose(products: set[str], report: Report) -> dict:
 
         args = command_args(service.get("command"))
         # Files that a command runs through a bind mount (python /app/scripts/x.py) must exist in the repository.
+        scripts = []
         for index, arg in enumerate(args):
             if arg.startswith("/") and re.search(r"\.(py|sh|yaml|yml|json)$", arg):
                 host = host_path_of(arg, mounts)
                 if host is not None and not host.exists():
                     report.error(COMPOSE_FILE, f"{where}.command", f"{arg} is {rel(host)}, which does not exist")
                 elif host is not None and host.suffix in (".py", ".sh"):
-                    # The script's options given in the command must be options the script knows.
-                    text = host.read_text(encoding="utf-8", errors="replace")
-                    for flag in (a.split("=")[0] for a in args[index + 1:] if a.startswith("--")):
-                        if f'"{flag}"' not in text and f"'{flag}'" not in text and f"{flag} " not in text \
-                                and f"{flag})" not in text:
-                            report.error(COMPOSE_FILE, f"{where}.command", f"{flag}: {rel(host)} has no such option")
+                    scripts.append((index, host))
+        if scripts:
+            # The options after the last script are that script's: they must be options it knows.
+            index, host = scripts[-1]
+            text = host.read_text(encoding="utf-8", errors="replace")
+            for flag in (a.split("=")[0] for a in args[index + 1:] if a.startswith("--")):
+                if f'"{flag}"' not in text and f"'{flag}'" not in text and f"{flag} " not in text \
+                        and f"{flag})" not in text:
+                    report.error(COMPOSE_FILE, f"{where}.command", f"{flag}: {rel(host)} has no such option")
 
         if build is None or not args:
             continue
