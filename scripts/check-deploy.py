@@ -690,6 +690,45 @@ DEPLOYMENT_SCHEMA = {
 }
 
 
+OTHER_SCHEMAS = {
+    "Namespace": {"properties": {"apiVersion": {"const": "v1"}}},
+    "Secret": {"required": ["type"], "properties": {
+        "apiVersion": {"const": "v1"},
+        "stringData": {"type": "object", "additionalProperties": {"type": "string"}},
+        "data": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "Service": {"required": ["spec"], "properties": {
+        "apiVersion": {"const": "v1"},
+        "spec": {"type": "object", "required": ["selector", "ports"], "properties": {
+            "ports": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["port"],
+                "properties": {"port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                               "targetPort": {"type": ["integer", "string"]}}}}}}}},
+    "HorizontalPodAutoscaler": {"required": ["spec"], "properties": {
+        "apiVersion": {"const": "autoscaling/v2"},
+        "spec": {"type": "object", "required": ["scaleTargetRef", "maxReplicas", "metrics"], "properties": {
+            "minReplicas": {"type": "integer", "minimum": 1},
+            "maxReplicas": {"type": "integer", "minimum": 1},
+            "scaleTargetRef": {"type": "object", "required": ["apiVersion", "kind", "name"]},
+            "metrics": {"type": "array", "minItems": 1}}}}},
+    "PodDisruptionBudget": {"required": ["spec"], "properties": {
+        "apiVersion": {"const": "policy/v1"},
+        "spec": {"type": "object", "required": ["selector"]}}},
+    "PersistentVolumeClaim": {"required": ["spec"], "properties": {
+        "apiVersion": {"const": "v1"},
+        "spec": {"type": "object", "required": ["accessModes", "resources"], "properties": {
+            "accessModes": {"type": "array", "minItems": 1, "items": {
+                "enum": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]}},
+            "resources": {"type": "object", "required": ["requests"], "properties": {
+                "requests": {"type": "object", "required": ["storage"]}}}}}}},
+    "Job": {"required": ["spec"], "properties": {
+        "apiVersion": {"const": "batch/v1"},
+        "spec": {"type": "object", "required": ["template"], "properties": {
+            "template": {"type": "object", "required": ["spec"], "properties": {
+                "spec": {"type": "object", "required": ["containers", "restartPolicy"], "properties": {
+                    "restartPolicy": {"enum": ["OnFailure", "Never"]}}}}}}}}},
+}
+
+
 def k8s_documents(report: Report) -> list[tuple[Path, dict]]:
     documents = []
     for path in sorted(K8S.rglob("*.y*ml")):
@@ -734,6 +773,12 @@ def check_k8s(products: set[str], report: Report) -> None:
     for name, (path, config) in relay_configs.items():
         by_kind.setdefault("ConfigMap", {})[name] = (path, {"kind": "ConfigMap", "metadata": {"name": name},
                                                            "_relay": config})
+    for path, doc in manifests:
+        schema = OTHER_SCHEMAS.get(doc["kind"])
+        if schema is not None:
+            schema_check(doc, {"type": "object", **schema}, path, f"{doc['kind']}/{doc['metadata']['name']}", report)
+        elif doc["kind"] not in ("Deployment", "ScaledObject", "ConfigMap"):
+            report.warn(path, f"{doc['kind']}/{doc['metadata']['name']}", "kind not schema-checked here")
     secrets = by_kind.get("Secret", {})
     config_maps = by_kind.get("ConfigMap", {})
     deployments = by_kind.get("Deployment", {})
