@@ -16,9 +16,12 @@ Checks (each problem is printed as `file: where: what`; the exit status is 1 if 
     /health/ready on a declared container port, --metrics-port/--port equal to that port, resources, a grace period
     long enough to drain, Secret/ConfigMap/volume references resolve; Services select a Deployment and target its
     ports; KEDA ScaledObjects target existing consumer-group Deployments, their consumerGroup is the executable's
-    group, topic and bootstrapServers agree with relay.yaml, maxReplicaCount <= the partition count; the HPA targets
-    a Deployment; every `*_env` of relay.yaml is a key of the Secret;
-  - JSON Schema checks (jsonschema) of the dashboard, Prometheus and Grafana provisioning files and ScaledObjects;
+    group, topic and bootstrapServers agree with relay.yaml, maxReplicaCount <= the partition count; the edge has an
+    HPA and a Service; relay-batch's --state-dir and relay-pixel-audit's state_dir are on ReadWriteMany claims
+    (named volumes in compose); every `*_env` of relay.yaml is a key of the Secret;
+  - JSON Schema checks (jsonschema) of the dashboard, Prometheus and Grafana provisioning files, Deployments,
+    ScaledObjects, Services, the HPA, PDB, PVCs, Job, Secret and Namespace;
+  - options that compose passes to a mounted script (scripts/demo_partner.py) are options the script knows;
   - the dashboard: unique panel ids, grid positions, queries, data source uid; metric names compared with the
     `Counter/Gauge/Timer/Recorder(label:` names in Sources (unknown names are warnings; errors with --strict-metrics);
   - `relayctl validate --skip-secrets` on both relay configurations, if relayctl is built ($RELAY_BIN_DIR or
