@@ -14,7 +14,7 @@ public struct WindowKey: Hashable, Sendable, Comparable {
 /// The join of one partition of `aam.pixel-events`: a pure state machine, fed in offset order, with no I/O.
 ///
 /// - A window is `[start, start + window)` of the *fired* event's `ts`; it closes when the partition's event time
-///   (the highest `ts` seen, or the wall clock when the partition is idle — see `advance(to:)`) reaches
+///   (the highest `ts` seen; for a partition idle for `max(grace, 1 s)`, the wall clock — see `closeIdle`) reaches
 ///   `end + grace`. Closing is driven by event time, so replaying the same records gives the same reports.
 /// - Receipts that arrive (in offset order) before their window closes are `received`; after it, `late_receipts`
 ///   (and `received`: the closed window's report is corrected). A second receipt of a pixel is a duplicate.
@@ -33,7 +33,7 @@ public struct PartitionAudit: Sendable {
     public let retentionMs: Int64
     /// One past the last applied offset (0: nothing applied yet).
     public internal(set) var nextOffset: Int64 = 0
-    /// The partition's event time: the highest `ts` seen (or the wall clock it was advanced to when idle).
+    /// The partition's event time: the highest `ts` seen (or the latest close the idle fallback moved it to).
     public internal(set) var watermark: Int64 = Int64.min
     var windows: [WindowKey: WindowTally] = [:]
     var pixels: [PixelKey: PixelEntry] = [:]
@@ -185,13 +185,28 @@ public struct PartitionAudit: Sendable {
     }
 
     /// Moves event time forward (never back): closes the windows whose `end + grace` it reaches and forgets those
-    /// past retention. The handler also calls it with the wall clock for a partition that has been idle, so that
-    /// the last windows of a quiet stream close too.
+    /// past retention.
     public mutating func advance(to time: Int64) {
         guard time > watermark else { return }
         watermark = time
         if watermark >= nextCloseAt { closeDue() }
         if watermark >= nextEvictAt { evict() }
+    }
+
+    /// The idle fallback: closes the open windows whose `end + grace` the wall clock has passed, moving event time
+    /// only as far as the latest of those closes (not to `now`), so that retention and expiry stay measured in the
+    /// data's own time. Returns whether anything closed.
+    @discardableResult
+    public mutating func closeIdle(now: Int64) -> Bool {
+        guard nextCloseAt <= now else { return false }
+        var target = watermark
+        for (key, tally) in windows where !tally.closed {
+            let closeAt = key.start + windowMs + graceMs
+            if closeAt <= now { target = max(target, closeAt) }
+        }
+        guard target > watermark else { return false }
+        advance(to: target)
+        return true
     }
 
     private mutating func closeDue() {

@@ -201,10 +201,7 @@ public final class PixelAuditHandler: RecordHandler {
         slots.withLock { slots in
             for tp in Array(slots.keys) {
                 var slot = slots.removeValue(forKey: tp)!
-                if now - slot.lastRecordWall >= idleMs, now > slot.audit.watermark, slot.audit.openWindowCount > 0 {
-                    slot.audit.advance(to: now)
-                    slot.changed = true
-                }
+                if now - slot.lastRecordWall >= idleMs, slot.audit.closeIdle(now: now) { slot.changed = true }
                 for report in slot.audit.reportsToPublish(maxLossRate: thresholds.maxLossRate) {
                     due.append((tp, slot.generation, report))
                 }
