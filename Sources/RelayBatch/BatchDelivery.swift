@@ -92,12 +92,13 @@ struct S3Delivery: BatchDelivery {
     let prefix: String
     let spool: URL
     var spoolPrefix: String { "" }
-    static let multipartThreshold = 64 << 20
-    static let chunk = 16 << 20
+    /// Parts above this size go up as multipart uploads of `chunk`-byte pieces (S3's minimum piece is 5 MiB).
+    var multipartThreshold = 64 << 20
+    var chunk = 16 << 20
 
     func deliver(file: URL, name: String) async throws {
         let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
-        if size <= Self.multipartThreshold {
+        if size <= multipartThreshold {
             guard let data = FileManager.default.contents(atPath: file.path) else {
                 throw BatchError("cannot read \(file.path)")
             }
@@ -109,7 +110,7 @@ struct S3Delivery: BatchDelivery {
         let upload = try await client.createMultipartUpload(bucket: bucket, key: prefix + name)
         do {
             var etags: [String] = []
-            while let data = try handle.read(upToCount: Self.chunk), !data.isEmpty {
+            while let data = try handle.read(upToCount: chunk), !data.isEmpty {
                 etags.append(try await client.uploadPart(bucket: bucket, key: prefix + name, uploadID: upload,
                                                          number: etags.count + 1, body: Array(data)))
             }

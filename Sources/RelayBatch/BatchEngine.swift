@@ -130,6 +130,7 @@ actor BatchEngine {
                     if cut > open {
                         guard await makeCut(i, open, partition: partition, nextOffset: record.offset, state: &state)
                         else { return false }
+                        state.dests[i].pendingFrom = nil
                         guard await catchUp(i, from: open, before: cut, partition: partition,
                                             nextOffset: record.offset, state: &state)
                         else { return false }

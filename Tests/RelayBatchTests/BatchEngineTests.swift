@@ -1,0 +1,262 @@
+import Foundation
+import Logging
+import RelayCore
+import RelayKafka
+import RelayRuntime
+import RelayTestSupport
+import Synchronization
+import Testing
+
+@testable import RelayBatch
+
+/// The engine driven directly with records and a manual clock: cuts, modes, removals, mapping dates, skipped users,
+/// `.info`, offsets and snapshots, in milliseconds rather than real intervals.
+@Suite("Batch engine: cuts over records", .serialized)
+struct BatchEngineTests {
+    static let t0: Int64 = 1_800_000_000_000  // 2027-01-15, a multiple of 10 s
+
+    /// iter (partner ids, DPID 20914) and full (uuid) destinations over three cuts.
+    static func yaml(output: String, gzip: Bool = false, maxFileBytes: Int = 1_000_000) -> String {
+        """
+        kafka: {brokers: \(TestBroker.brokers)}
+        destinations:
+          - id: 6001
+            name: acme-files
+            kind: batch
+            every: 10s
+            grace: 1s
+            mode: iter
+            master_dpid: 20914
+            pid_alias: acme
+            gzip: \(gzip)
+            max_file_bytes: \(maxFileBytes)
+            output: {type: dir, path: \(output)}
+            mappings: [{segment: 4532, alias: a4532}, {segment: 99, alias: "99"},
+                       {segment: 77, alias: dated, start: 2026-01-01, end: 2026-01-31}]
+          - id: 6002
+            name: acme-full
+            kind: batch
+            every: 10s
+            grace: 1s
+            mode: full
+            master_dpid: 0
+            pid_alias: acmefull
+            gzip: \(gzip)
+            max_file_bytes: \(maxFileBytes)
+            output: {type: dir, path: \(output)}
+            mappings: [{segment: 4532, alias: a4532}, {segment: 99, alias: "99"},
+                       {segment: 77, alias: dated, start: 2026-01-01, end: 2026-01-31}]
+        """
+    }
+
+    @Test func iterAndFullOverThreeCuts() async throws {
+        let h = try await Harness(partitions: [0], partitionCount: 1)
+        let t0 = Self.t0
+        // Cut 1 (t0 + 10 s).
+        await h.feed(0, [
+            (t0 + 1_000, event("u1", [.realized(4532), .realized(99)], pid: "P1")),
+            (t0 + 1_100, event("u2", [.realized(4532)], pid: nil)),  // no DPID 20914 id: skipped in iter
+            (t0 + 1_200, event("u3", [.realized(5555)], pid: "P3")),  // unmapped
+            (t0 + 1_300, event("u7", [.realized(77)], pid: "P7", ts: 1_768_003_200_000)),  // 2026-01-10: dated counts
+            (t0 + 1_400, event("u8", [.realized(77)], pid: "P8", ts: 1_772_323_200_000)),  // 2026-03-01: it does not
+        ])
+        // Cut 2: u1 loses 99 (not listed), u4 arrives; the first record closes cut 1.
+        await h.feed(0, [
+            (t0 + 11_000, event("u1", [.realized(4532)], pid: "P1")),
+            (t0 + 11_100, event("u4", [.realized(99)], pid: "P4")),
+        ])
+        let cut1 = t0 + 10_000
+        #expect(h.text("dir_6001_20914_acme_iter_\(cut1)_000.sync") == "P1 a4532,99 \nP7 dated \n")
+        #expect(h.text("dir_6002_0_acmefull_full_\(cut1)_000.sync") == "u1 a4532,99\nu2 a4532\nu7 dated\n")
+        #expect(h.exists("dir_6001_20914_acme_iter_\(cut1).info"))
+        // Records of cut 2 are not final yet: the commit stays at cut 2's first record.
+        #expect(h.commitPoint(0) == 5)
+        // Cut 3: u1 re-qualifies for 99, u4 is removed from 99 (status 0), u5 comes and goes within the cut.
+        await h.feed(0, [
+            (t0 + 21_000, event("u1", [.realized(4532), .realized(99)], pid: "P1")),
+            (t0 + 21_100, event("u4", [.removed(99)], pid: "P4")),
+            (t0 + 21_200, event("u5", [.realized(4532)], pid: "P5")),
+            (t0 + 21_300, event("u5", [], pid: "P5")),
+        ])
+        let cut2 = t0 + 20_000
+        #expect(h.text("dir_6001_20914_acme_iter_\(cut2)_000.sync") == "P1 a4532 99\nP4 99 \n")
+        #expect(h.text("dir_6002_0_acmefull_full_\(cut2)_000.sync") == "u1 a4532\nu2 a4532\nu4 99\nu7 dated\n")
+        // The idle timer makes cut 3 once grace has passed with nothing read.
+        h.clock.set(t0 + 31_500)
+        await h.engine.tick()
+        let cut3 = t0 + 30_000
+        #expect(h.text("dir_6001_20914_acme_iter_\(cut3)_000.sync") == "P1 a4532,99 \nP4  99\n")
+        #expect(h.text("dir_6002_0_acmefull_full_\(cut3)_000.sync") == "u1 a4532,99\nu2 a4532\nu7 dated\n")
+        #expect(h.commitPoint(0) == 11)  // everything read is final now
+        // .info of each cut lists the one part with its size, lines and an MD5 recomputed here.
+        for (cut, lines) in [(cut1, 2), (cut2, 2), (cut3, 2)] {
+            let name = "dir_6001_20914_acme_iter_\(cut)"
+            let info = try h.json(name + ".info")
+            let files = try #require(info["Files"] as? [[String: Any]])
+            #expect(files.count == 1)
+            let file = files[0]
+            let url = h.output.appendingPathComponent(name + "_000.sync")
+            #expect(file["FileName"] as? String == name + "_000.sync")
+            #expect(file["FileByteSize"] as? Int == (try Data(contentsOf: url)).count)
+            #expect(file["FileLineCount"] as? Int == lines)
+            #expect(file["FileSequenceNumber"] as? Int == 0)
+            #expect(file["MD5"] as? String == md5sum(url))
+            let totals = try #require(info["Totals"] as? [String: Any])
+            #expect(totals["TotalNumberFiles"] as? Int == 1)
+            #expect(totals["TotalNumberLines"] as? Int == lines)
+            #expect(totals["TotalByteSize"] as? Int == file["FileByteSize"] as? Int)
+        }
+        // Nothing partial left behind.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.output.path).allSatisfy { !$0.hasPrefix(".") })
+    }
+
+    @Test func infoWaitsForEveryPartitionAndPartsAreNumberedPerPartition() async throws {
+        let h = try await Harness(partitions: [0, 1], partitionCount: 2, maxFileBytes: 30)
+        let t0 = Self.t0
+        await h.feed(0, (0..<5).map { (t0 + 1_000 + Int64($0), event("a\($0)", [.realized(4532)], pid: "PA\($0)")) })
+        await h.feed(0, [(t0 + 11_000, event("a0", [.realized(99)], pid: "PA0"))])
+        let cut = t0 + 10_000
+        // Partition 0 delivered its parts (numbered from 0), partition 1 has not answered yet: no .info.
+        #expect(h.exists("dir_6001_20914_acme_iter_\(cut)_000.sync"))
+        #expect(h.exists("dir_6001_20914_acme_iter_\(cut)_001.sync"))  // 30-byte parts: two lines each
+        #expect(!h.exists("dir_6001_20914_acme_iter_\(cut).info"))
+        await h.feed(1, [(t0 + 2_000, event("b0", [.realized(99)], pid: "PB0")),
+                         (t0 + 12_000, event("b1", [.realized(99)], pid: "PB1"))])
+        #expect(h.exists("dir_6001_20914_acme_iter_\(cut)_500.sync"))  // partition 1 of 2 numbers from 500
+        let info = try h.json("dir_6001_20914_acme_iter_\(cut).info")
+        let files = try #require(info["Files"] as? [[String: Any]])
+        #expect(files.map { $0["FileName"] as? String ?? "" } == [
+            "dir_6001_20914_acme_iter_\(cut)_000.sync", "dir_6001_20914_acme_iter_\(cut)_001.sync",
+            "dir_6001_20914_acme_iter_\(cut)_002.sync", "dir_6001_20914_acme_iter_\(cut)_500.sync",
+        ])
+        for file in files { #expect((file["FileByteSize"] as? Int ?? 99) <= 30) }
+        let totals = try #require(info["Totals"] as? [String: Any])
+        #expect(totals["TotalNumberLines"] as? Int == 6)
+    }
+
+    @Test func aNewOwnerResumesFromTheSnapshotAndRewritesTheSameFiles() async throws {
+        let h = try await Harness(partitions: [0], partitionCount: 1, gzip: true)
+        let t0 = Self.t0
+        let first: [(Int64, Qualification)] = (0..<50).map {
+            (t0 + 1_000 + Int64($0), event("u\($0)", [.realized(4532), .realized(99)], pid: "P\($0)"))
+        }
+        let second: [(Int64, Qualification)] = (0..<50).map {
+            (t0 + 11_000 + Int64($0), event("u\($0)", $0 % 2 == 0 ? [.realized(4532)] : [], pid: "P\($0)"))
+        }
+        let third: [(Int64, Qualification)] = [(t0 + 21_000, event("u1", [.realized(99)], pid: "P1"))]
+        await h.feed(0, first + second + third)
+        let cut2 = t0 + 20_000
+        let name = "dir_6001_20914_acme_iter_\(cut2)_000.sync.gz"
+        let original = try Data(contentsOf: h.output.appendingPathComponent(name))
+        #expect(gunzip(h.output.appendingPathComponent(name)).split(separator: "\n").count == 50)
+        // The commit point is the first record of cut 3 (offset 100). A new owner (new assignment) starts there:
+        // iter needs the set at cut 2, which only the snapshot has.
+        try FileManager.default.removeItem(at: h.output.appendingPathComponent(name))
+        h.reassign(0)
+        await h.feed(0, third, firstOffset: 100)
+        h.clock.set(t0 + 31_500)
+        await h.engine.tick()
+        let cut3 = t0 + 30_000
+        #expect(gunzip(h.output.appendingPathComponent("dir_6001_20914_acme_iter_\(cut3)_000.sync.gz")) == "P1 99 \n")
+        // A replay from the beginning (no snapshot before offset 0) writes cut 2 again, byte for byte.
+        h.reassign(0)
+        await h.feed(0, first + second + third, firstOffset: 0)
+        #expect(try Data(contentsOf: h.output.appendingPathComponent(name)) == original)
+    }
+}
+
+func event(_ uuid: String, _ segments: [SegmentState], pid: String?, ts: Int64 = BatchEngineTests.t0) -> Qualification {
+    Qualification(eventID: "ev-\(UUID().uuidString)", uuid: uuid, timestamp: ts, segments: segments,
+                  partnerIDs: pid.map { ["20914": $0] } ?? [:])
+}
+
+final class ManualClock: Sendable {
+    private let now = Mutex<Int64>(0)
+    func set(_ value: Int64) { now.withLock { $0 = value } }
+    func get() -> Int64 { now.withLock { $0 } }
+}
+
+/// An engine over a temporary output and state directory, with records built in memory.
+final class Harness: Sendable {
+    let folder: URL
+    let output: URL
+    let engine: BatchEngine
+    let ownership: Ownership
+    let offsets: OffsetTracker
+    let clock: ManualClock
+    let topic = "t.qualifications"
+    private let nextOffsets = Mutex<[Int32: Int64]>([:])
+    private let generation = Mutex<UInt64>(1)
+
+    init(partitions: [Int32], partitionCount: Int, gzip: Bool = false, maxFileBytes: Int = 1_000_000,
+         yaml: String? = nil, environment: [String: String] = [:]) async throws
+    {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("batch-\(UUID().uuidString.prefix(8))")
+        let output = folder.appendingPathComponent("out")
+        self.folder = folder
+        self.output = output
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let config = try RelayConfig.parse(yaml: yaml ?? BatchEngineTests.yaml(output: output.path, gzip: gzip,
+                                                                               maxFileBytes: maxFileBytes),
+                                           environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+        let plans = try config.batchDestinations.map { destination, settings in
+            BatchDestinationPlan(destination: destination, settings: settings,
+                                 delivery: try makeDelivery(settings.output, spool: output, httpClient: .shared,
+                                                            environment: environment))
+        }
+        let producer = try KafkaProducer(configuration: TestBroker.client, logger: TestBroker.logger)
+        let clock = ManualClock()
+        self.clock = clock
+        let ownership = Ownership()
+        let offsets = OffsetTracker()
+        self.ownership = ownership
+        self.offsets = offsets
+        engine = BatchEngine(plans: plans, topic: topic, stateDirectory: folder.appendingPathComponent("state"),
+                             ownership: ownership, offsets: offsets,
+                             deadLetters: DeadLetterWriter(topic: "t.dead", worker: "test", producer: producer),
+                             logger: TestBroker.logger, partitionCount: { partitionCount }, clock: { clock.get() })
+        ownership.assign(partitions)
+        offsets.assign(partitions.map { TopicPartition(topic, $0) }, generation: 1)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: folder) }
+
+    /// A new assignment of the partition (as after a rebalance or restart): in-memory state is dropped.
+    func reassign(_ partition: Int32) {
+        let g = generation.withLock { $0 += 1; return $0 }
+        ownership.revoke([partition])
+        ownership.assign([partition])
+        _ = offsets.revoke([TopicPartition(topic, partition)])
+        offsets.assign([TopicPartition(topic, partition)], generation: g)
+        nextOffsets.withLock { $0[partition] = nil }
+    }
+
+    /// Feeds records stamped `timestamp` (the Kafka timestamp) at consecutive offsets; the clock follows them.
+    func feed(_ partition: Int32, _ events: [(Int64, Qualification)], firstOffset: Int64? = nil) async {
+        let g = generation.withLock { $0 }
+        let start = nextOffsets.withLock { $0[partition] } ?? firstOffset ?? 0
+        var records: [KafkaRecord] = []
+        for (i, (timestamp, q)) in events.enumerated() {
+            records.append(KafkaRecord(topic: topic, partition: partition, offset: start + Int64(i),
+                                       key: Array(q.uuid.utf8), value: QualificationEncoder.encode(q),
+                                       timestamp: timestamp, headers: [], generation: g))
+        }
+        nextOffsets.withLock { $0[partition] = start + Int64(events.count) }
+        if let last = events.last { clock.set(max(clock.get(), last.0)) }
+        let accepted = offsets.track(records)
+        await engine.handle(accepted)
+    }
+
+    func commitPoint(_ partition: Int32) -> Int64? { offsets.commitPoint(TopicPartition(topic, partition)) }
+
+    func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: output.appendingPathComponent(name).path) }
+
+    func text(_ name: String) -> String? {
+        (try? Data(contentsOf: output.appendingPathComponent(name))).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func json(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: output.appendingPathComponent(name))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+}
