@@ -43,8 +43,9 @@ public struct RealtimeHandler: RecordHandler {
     public func run() async throws {
         let shortest = router.targets.map(\.settings.flushIntervalMs).min() ?? 1000
         let tick = Duration.milliseconds(min(100, max(5, shortest / 10)))
+        // Ends quietly when the runtime cancels it after `drain`.
         while !Task.isCancelled {
-            try await Task.sleep(for: tick)
+            try? await Task.sleep(for: tick)
             router.flushDue()
         }
     }

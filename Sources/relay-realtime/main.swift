@@ -5,6 +5,7 @@ import ArgumentParser
 import RelayRealtime
 import RelayRuntime
 
+@main
 struct RelayRealtimeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-realtime",
@@ -27,5 +28,3 @@ struct RelayRealtimeCommand: AsyncParsableCommand {
         try await client.shutdown()
     }
 }
-
-await RelayRealtimeCommand.main()

@@ -6,7 +6,7 @@ import RelayRuntime
 
 struct DeadLetters: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "dead-letter", abstract: "Inspect and redrive dead letters.", subcommands: [List.self])
+        commandName: "dead-letter", abstract: "Inspect and redrive dead letters.", subcommands: [List.self, Redrive.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
