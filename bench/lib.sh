@@ -13,7 +13,11 @@ bench_build() {  # bench_build PRODUCT...: release build of the products, BIN po
   local scratch=()
   [ -n "${BENCH_SCRATCH:-}" ] && scratch=(--scratch-path "$BENCH_SCRATCH")  # a build folder of its own, if wanted
   for p in "$@"; do  # one product per call: SwiftPM honours only the last --product
-    swift build -c release "${scratch[@]}" --product "$p" 2>&1 | grep -E "error:" >&2 || true
+    if ! swift build -c release "${scratch[@]}" --product "$p" >"$BENCH_DIR/build-$p.log" 2>&1; then
+      grep -E "error:" "$BENCH_DIR/build-$p.log" | head -20 >&2
+      echo "bench: release build of $p failed (see $BENCH_DIR/build-$p.log)" >&2
+      exit 1
+    fi
   done
   BIN="$(swift build -c release "${scratch[@]}" --show-bin-path)"
   for p in "$@"; do [ -x "$BIN/$p" ] || { echo "bench: $p did not build" >&2; exit 1; }; done

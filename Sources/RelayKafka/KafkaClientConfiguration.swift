@@ -34,6 +34,10 @@ public struct KafkaClientConfiguration: Sendable {
                 throw KafkaError.usage("property \(key): \(detail)", operation: operation)
             }
         }
+        for (key, value) in role.optionalDefaults where merged[key] == nil {
+            // Set where the librdkafka at hand knows the property; older ones simply do without.
+            _ = rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count)
+        }
         rd_kafka_conf_set_log_cb(conf) { _, level, facility, message in
             KafkaLog.forward(level: level, facility: facility, message: message)
         }
@@ -51,6 +55,13 @@ public struct KafkaClientConfiguration: Sendable {
                                            "compression.", "batch.", "enable.idempotence", "message.timeout.ms",
                                            "delivery.timeout.ms", "retries", "retry.backoff.ms", "transactional.",
                                            "message.send.max.retries", "partitioner", "sticky.partitioning"]
+
+        /// Properties newer than the 2.0 headers we build against. `fetch.queue.backoff.ms` (default 1 s) idles a
+        /// partition's fetcher for that long whenever the local queue is full, i.e. whenever the application is
+        /// briefly behind: at full speed that is a pause every few hundred thousand records.
+        var optionalDefaults: [String: String] {
+            self == .consumer ? ["fetch.queue.backoff.ms": "10"] : [:]
+        }
 
         func accepts(_ key: String) -> Bool {
             let foreign = self == .producer ? Self.consumerOnly : Self.producerOnly

@@ -33,23 +33,51 @@ public final class OffsetTracker: Sendable {
     /// Registers records as pending, returning those that belong to the current assignment (stale ones are dropped).
     public func track(_ records: [KafkaRecord]) -> [KafkaRecord] {
         state.withLock { s in
-            var accepted: [KafkaRecord] = []
-            accepted.reserveCapacity(records.count)
-            for record in records {
-                let tp = record.topicPartition
-                guard var p = s[tp], p.generation == record.generation else { continue }
-                s[tp] = nil  // keep the value uniquely referenced while mutating
-                if p.add(record.offset) { accepted.append(record) }
+            // Usually every record is current: then the batch itself is returned, without copying records.
+            var rejected: Set<Int> = []
+            Self.forEachRun(of: records) { tp, range in
+                guard var p = s.removeValue(forKey: tp) else {
+                    rejected.formUnion(range)
+                    return
+                }
+                for i in range {
+                    if records[i].generation != p.generation || !p.add(records[i].offset) { rejected.insert(i) }
+                }
                 s[tp] = p
             }
-            return accepted
+            if rejected.isEmpty { return records }
+            return records.indices.filter { !rejected.contains($0) }.map { records[$0] }
+        }
+    }
+
+    /// Calls `body` once per run of consecutive records of one partition (records come in such runs), so that a
+    /// partition is looked up once per run rather than once per record.
+    private static func forEachRun<C: RandomAccessCollection<KafkaRecord>>(of records: C,
+                                                                       _ body: (TopicPartition, Range<C.Index>) -> Void)
+    {
+        var start = records.startIndex
+        while start < records.endIndex {
+            let partition = records[start].partition
+            let topic = records[start].topic
+            var end = records.index(after: start)
+            while end < records.endIndex, records[end].partition == partition, records[end].topic == topic {
+                end = records.index(after: end)
+            }
+            body(TopicPartition(topic, partition), start..<end)
+            start = end
         }
     }
 
     /// The work of these records is final (delivered, dead-lettered, durably written...).
-    public func complete(_ records: some Sequence<KafkaRecord>) {
+    public func complete<Records: RandomAccessCollection<KafkaRecord>>(_ records: Records)
+        where Records.Index == Int
+    {
         state.withLock { s in
-            for record in records { Self.complete(&s, record.topicPartition, record.offset, record.generation) }
+            Self.forEachRun(of: records) { tp, range in
+                guard var p = s.removeValue(forKey: tp) else { return }
+                for i in range where records[i].generation == p.generation { p.complete(records[i].offset) }
+                s[tp] = p
+            }
         }
     }
 
@@ -119,7 +147,13 @@ struct PartitionProgress {
     }
 
     mutating func complete(_ offset: Int64) {
-        // Binary search among the pending offsets, which are sorted.
+        // Completion in read order is the common case: the oldest pending offset.
+        if head < offsets.count, offsets[head] == offset {
+            done[head] = true
+            advance()
+            return
+        }
+        // Otherwise a binary search among the pending offsets, which are sorted.
         var lo = head
         var hi = offsets.count
         while lo < hi {
@@ -128,6 +162,10 @@ struct PartitionProgress {
         }
         guard lo < offsets.count, offsets[lo] == offset else { return }
         done[lo] = true
+        advance()
+    }
+
+    private mutating func advance() {
         while head < offsets.count, done[head] { head += 1 }
         // Reclaim the finished prefix once it dominates the arrays.
         if head > 1024, head * 2 > offsets.count {
