@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, builds (debug, the one configuration), starts a broker of its own on
-# 127.0.0.1:19092 (apart from the demo's), runs `swift test`, stops the broker.
+# Runs every test: installs what is missing, builds (debug, the one configuration), checks the deployment files,
+# runs the demo end to end and checks its summary, then starts a broker of its own on 127.0.0.1:19092 (apart from
+# the demo's) and runs `swift test`.    scripts/test.sh [swift test options, e.g. --filter RelayCoreTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 source scripts/env.sh
+echo "test: building"
+if ! swift build --build-tests >.local/build.log 2>&1; then grep -E "error:" .local/build.log | head -40; exit 1; fi
+export RELAY_BIN_DIR="$(swift build --show-bin-path)"
+
+if [ $# -eq 0 ]; then
+  echo "test: deployment files"
+  .venv/bin/python scripts/check-deploy.py --strict-metrics
+  echo "test: the demo, end to end"
+  trap 'bash scripts/demo.sh stop >/dev/null 2>&1 || true' EXIT
+  if ! bash scripts/demo.sh >.local/demo.log 2>&1; then
+    cat .local/demo.log; echo "test: the demo failed"; exit 1
+  fi
+  sed -n '/==== AudienceRelay demo/,/^=====/p' .local/demo.log
+  bash scripts/demo.sh stop
+fi
+
 export RELAY_BROKER_PORT="${RELAY_TEST_BROKER_PORT:-19092}"
 export RELAY_BROKERS="127.0.0.1:$RELAY_BROKER_PORT"
-echo "test: building"
-swift build --build-tests 2>&1 | grep -Ev "^\[[0-9]+/[0-9]+\]" || true
-test "${PIPESTATUS[0]}" -eq 0
-export RELAY_BIN_DIR="$(swift build --show-bin-path)"
 bash scripts/broker.sh stop >/dev/null 2>&1 || true
 bash scripts/broker.sh start
 trap 'bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
