@@ -39,6 +39,9 @@ public final class PixelAuditHandler: RecordHandler {
         var changed = false
         var lastRecordWall: Int64
         var lastCheckpointWall: Int64
+        /// How long the last checkpoint took (encode + write), ms: a large state is checkpointed less often, so that
+        /// writing it never takes more than about 5 % of the time.
+        var checkpointCost: Int64 = 0
     }
 
     public init(context: WorkerContext, group: String, book: ReportBook, tickInterval: Duration = .milliseconds(200),
@@ -252,7 +255,9 @@ public final class PixelAuditHandler: RecordHandler {
         let interval = checkpointIntervalMs
         let snapshots: [(TopicPartition, UInt64, Int64, [UInt8])] = slots.withLock { slots in
             var result: [(TopicPartition, UInt64, Int64, [UInt8])] = []
-            for (tp, slot) in slots where slot.changed && (force || now - slot.lastCheckpointWall >= interval) {
+            for (tp, slot) in slots where slot.changed
+                && (force || now - slot.lastCheckpointWall >= max(interval, slot.checkpointCost * 20))
+            {
                 result.append((tp, slot.generation, slot.audit.nextOffset, AuditCheckpoint.encode(slot.audit)))
                 slots[tp]!.changed = false
                 slots[tp]!.lastCheckpointWall = now
@@ -265,8 +270,11 @@ public final class PixelAuditHandler: RecordHandler {
             do {
                 let written = try await io.run { try AuditCheckpoint.write(bytes, nextOffset: nextOffset, to: path) }
                 let elapsed = ContinuousClock.now - started
-                PixelAuditMetrics.checkpoint(bytes: bytes.count, seconds: Double(elapsed.components.seconds)
-                    + Double(elapsed.components.attoseconds) / 1e18)
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                PixelAuditMetrics.checkpoint(bytes: bytes.count, seconds: seconds)
+                slots.withLock { slots in
+                    if slots[tp]?.generation == generation { slots[tp]!.checkpointCost = Int64(seconds * 1000) }
+                }
                 guard written else {
                     context.logger.warning("a newer checkpoint is on disk; not replacing it",
                                            metadata: ["partition": "\(tp)"])
