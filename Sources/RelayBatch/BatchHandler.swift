@@ -39,9 +39,10 @@ public struct BatchHandler: RecordHandler {
         tickInterval = .milliseconds(max(100, min(1_000, shortest / 4)))
     }
 
+    /// The idle timer; returns (without error) when the runtime cancels it at shutdown.
     public func run() async throws {
         while !Task.isCancelled {
-            try await Task.sleep(for: tickInterval)
+            do { try await Task.sleep(for: tickInterval) } catch { return }
             await engine.tick()
         }
     }

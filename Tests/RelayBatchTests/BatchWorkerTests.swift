@@ -1,0 +1,166 @@
+import Foundation
+import RelayCore
+import RelayKafka
+import RelayTestSupport
+import Testing
+
+/// `relay-batch` processes on the real broker: two members of one group, one SIGKILLed while it accumulates; then a
+/// replay of the group from the earliest offsets.
+@Suite("relay-batch workers", .serialized, .timeLimit(.minutes(4)))
+struct BatchWorkerTests {
+    static let partitions: Int32 = 4
+
+    @Test func killedMemberLosesNothingAndReplayRewritesIdenticalFiles() async throws {
+        let topics = try await TestBroker.createRelayTopics(partitions: Self.partitions)
+        let dir = try TestDirectory("relay-batch")
+        let group = TestBroker.uniqueName("relay-batch")
+        try dir.write("relay.yaml", topics.kafkaYAML + """
+            destinations:
+              - id: 6001
+                name: acme-files
+                kind: batch
+                every: 10s
+                grace: 20s
+                mode: iter
+                master_dpid: 20914
+                pid_alias: acme
+                gzip: true
+                max_file_bytes: 400
+                output: {type: dir, path: ./outbound}
+                mappings: [{segment: 4532, alias: a4532}, {segment: 99, alias: "99"}]
+              - id: 6002
+                name: acme-full
+                kind: batch
+                every: 10s
+                grace: 20s
+                mode: full
+                pid_alias: acmefull
+                gzip: false
+                output: {type: dir, path: ./outbound}
+                mappings: [{segment: 4532, alias: a4532}]
+            """)
+        let outbound = dir.url.appendingPathComponent("outbound")
+        try FileManager.default.createDirectory(at: outbound, withIntermediateDirectories: true)
+        // Cut A ends ten minutes ago; records of cut B (one per partition) close it on every partition.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let t0 = now / 10_000 * 10_000 - 600_000
+        let cutA = t0 + 10_000
+        let users = 200
+        var first: [OutgoingRecord] = []
+        var expectedIter: [String] = []
+        var expectedFull: [String] = []
+        for i in 0..<users {
+            let uuid = "user-\(i)"
+            let pid: String? = i % 10 == 0 ? nil : "P\(i)"
+            let segments: [SegmentState] = i % 3 == 0 ? [.realized(4532), .realized(99)] : [.realized(4532)]
+            let q = Qualification(eventID: "ev-\(i)", uuid: uuid, timestamp: t0, segments: segments,
+                                  partnerIDs: pid.map { ["20914": $0] } ?? [:])
+            first.append(OutgoingRecord(topic: topics.qualifications, key: Array(uuid.utf8), value: q.jsonBytes(),
+                                        partition: Int32(i) % Self.partitions, timestamp: t0 + 1_000 + Int64(i)))
+            if let pid { expectedIter.append("\(pid) \(i % 3 == 0 ? "a4532,99" : "a4532") ") }
+            expectedFull.append("\(uuid) a4532")
+        }
+        let closing = (0..<Self.partitions).map { p in
+            let q = Qualification(eventID: "late-\(p)", uuid: "late-\(p)", timestamp: t0, segments: [.realized(99)])
+            return OutgoingRecord(topic: topics.qualifications, key: Array(q.uuid.utf8), value: q.jsonBytes(),
+                                  partition: p, timestamp: cutA + 1_000)
+        }
+        func start() throws -> (WorkerProcess, Int) {
+            let port = freePort()
+            let worker = try WorkerProcess("relay-batch", arguments: [
+                "--config", "relay.yaml", "--metrics-port", String(port), "--state-dir", "state", "--group", group,
+            ], workingDirectory: dir.url)
+            return (worker, port)
+        }
+        func consumed(_ port: Int) async -> Bool {
+            guard let (_, text) = try? await HTTPGet.fetch("http://127.0.0.1:\(port)/metrics") else { return false }
+            return text.split(separator: "\n").contains { $0.hasPrefix("relay_records_consumed_total") }
+        }
+
+        let (w1, p1) = try start()
+        let (w2, p2) = try start()
+        defer { Task { await w1.stop(); await w2.stop() } }
+        try await w1.waitForHTTP(port: p1)
+        try await w2.waitForHTTP(port: p2)
+        try await Task.sleep(for: .seconds(4))  // both join the group
+        try await TestBroker.produce(first)
+        #expect(await eventually(timeout: .seconds(30)) {
+            let one = await consumed(p1)
+            let two = await consumed(p2)
+            return one && two
+        })
+        // Mid-accumulation: w1 holds records of cut A that no cut has delivered or committed.
+        w1.kill()
+        await w1.waitForExit()
+        try await TestBroker.produce(closing)
+
+        let infoName = "dir_6001_20914_acme_iter_\(cutA).info"
+        let info = outbound.appendingPathComponent(infoName)
+        var listed: [[String: Any]] = []
+        let appeared = await eventually(timeout: .seconds(90), every: .milliseconds(20)) {
+            guard let data = try? Data(contentsOf: info) else { return false }
+            // The moment the .info exists, every part it lists exists, complete.
+            let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+            listed = json?["Files"] as? [[String: Any]] ?? []
+            return true
+        }
+        #expect(appeared, "no .info: \(w2.log.suffix(3000))")
+        #expect(listed.count > 1)  // 400-byte parts
+        var iterLines: [String] = []
+        var originals: [String: Data] = [:]
+        for file in listed {
+            let name = try #require(file["FileName"] as? String)
+            let url = outbound.appendingPathComponent(name)
+            let data = try Data(contentsOf: url)
+            originals[name] = data
+            #expect(data.count == file["FileByteSize"] as? Int)
+            #expect(data.count <= 400)
+            #expect(md5sum(url) == file["MD5"] as? String)
+            let lines = gunzip(url).split(separator: "\n").map(String.init)
+            #expect(lines.count == file["FileLineCount"] as? Int)
+            iterLines += lines
+        }
+        #expect(iterLines.sorted() == expectedIter.sorted())  // every expected line, exactly once
+        let fullInfo = "dir_6002_0_acmefull_full_\(cutA).info"
+        #expect(await eventually(timeout: .seconds(30)) {
+            FileManager.default.fileExists(atPath: outbound.appendingPathComponent(fullInfo).path)
+        })
+        let fullNames = try FileManager.default.contentsOfDirectory(atPath: outbound.path)
+            .filter { $0.hasPrefix("dir_6002_0_acmefull_full_\(cutA)_") }.sorted()
+        var fullLines: [String] = []
+        for name in fullNames {
+            let data = try Data(contentsOf: outbound.appendingPathComponent(name))
+            originals[name] = data
+            fullLines += String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+        #expect(fullLines.sorted() == expectedFull.sorted())
+
+        // Stop, rewind the group to the earliest offsets, remove the parts, and run again: the same bytes return.
+        w2.terminate()
+        #expect(await w2.waitForExit(timeout: .seconds(30)) == 0)
+        for name in originals.keys { try FileManager.default.removeItem(at: outbound.appendingPathComponent(name)) }
+        // The broker may list the stopped member for a moment: retry until the group is empty.
+        var replayLog = ""
+        let replayed = await eventually(timeout: .seconds(30), every: .seconds(1)) {
+            guard let replay = try? WorkerProcess("relayctl", arguments: [
+                "replay", "--config", "relay.yaml", "--group", group, "--to-earliest",
+            ], workingDirectory: dir.url) else { return false }
+            let status = await replay.waitForExit(timeout: .seconds(30))
+            replayLog = replay.log
+            return status == 0
+        }
+        #expect(replayed, "\(replayLog)")
+        let (w3, p3) = try start()
+        defer { Task { await w3.stop() } }
+        try await w3.waitForHTTP(port: p3)
+        let back = await eventually(timeout: .seconds(60)) {
+            originals.keys.allSatisfy { FileManager.default.fileExists(atPath: outbound.appendingPathComponent($0).path) }
+        }
+        #expect(back, "\(w3.log.suffix(3000))")
+        for (name, data) in originals {
+            #expect((try? Data(contentsOf: outbound.appendingPathComponent(name))) == data, "\(name) differs")
+        }
+        w3.terminate()
+        #expect(await w3.waitForExit(timeout: .seconds(30)) == 0)
+    }
+}
