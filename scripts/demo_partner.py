@@ -6,7 +6,7 @@ prints one line per message.
 
 Listens on 127.0.0.1 (POST any path, e.g. /aam). Verifies the Base64 HMAC-SHA256 in X-Signature over the exact body
 bytes received (gzip bodies are verified before being decompressed), answers 200 (401 when the signature is wrong),
-and appends each body as one JSON line to the output file. Standard library only.
+and appends each correctly signed body as one JSON line to the output file. Standard library only.
 """
 import argparse
 import base64
@@ -46,7 +46,8 @@ def main():
                 print(f'{self.path} destination {message.get("AAM_Destination_Id")} '
                       f'id {self.headers.get("X-Relay-Message-Id", "-")} users {len(users)} '
                       f'segments {",".join(segments)} signature {"ok" if signature_ok else "BAD"}', flush=True)
-                out.write(json.dumps(message, separators=(",", ":")) + "\n")
+                if signature_ok:
+                    out.write(json.dumps(message, separators=(",", ":")) + "\n")
             except (ValueError, KeyError, AttributeError) as error:
                 print(f"{self.path}: not a realtime message ({error})", flush=True)
             status = 200 if signature_ok else 401

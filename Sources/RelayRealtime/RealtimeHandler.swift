@@ -124,7 +124,8 @@ public enum RealtimeHTTP {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
-        let connections = max(8, config.realtimeDestinations.map(\.settings.maxInFlight).max() ?? 8)
+        // Destinations may share a host: room for every destination's requests in flight at once.
+        let connections = max(8, config.realtimeDestinations.reduce(0) { $0 + $1.settings.maxInFlight })
         configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

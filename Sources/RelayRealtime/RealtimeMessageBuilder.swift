@@ -63,10 +63,13 @@ public struct RealtimeMessageBuilder: Sendable {
 
     /// 32 hex digits of SHA-256 over the destination id and the users' sources (`topic/partition/offset`).
     public func messageID(topic: String, partition: Int32, offsets: [Int64]) -> String {
-        var hasher = SHA256()
-        hasher.update(data: Array("relay-realtime|\(destinationID)|\(topic)|\(partition)".utf8))
-        for offset in offsets { hasher.update(data: Array("|\(offset)".utf8)) }
-        let digest = hasher.finalize()
+        var input = Array("relay-realtime|\(destinationID)|\(topic)|\(partition)".utf8)
+        input.reserveCapacity(input.count + offsets.count * 9)
+        for offset in offsets {
+            input.append(UInt8(ascii: "|"))
+            Self.appendDecimal(offset, to: &input)
+        }
+        let digest = SHA256.hash(data: input)
         let hex: [Character] = Array("0123456789abcdef")
         var id = ""
         id.reserveCapacity(32)
@@ -75,6 +78,26 @@ public struct RealtimeMessageBuilder: Sendable {
             id.append(hex[Int(byte & 0xF)])
         }
         return id
+    }
+
+    static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 {
+            out.append(UInt8(ascii: "-"))
+            out.append(contentsOf: String(value.magnitude).utf8)
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            for index in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[index]) }
+        }
     }
 
     /// A JSON string literal (quotes, escapes for `"`, `\` and control characters; other UTF-8 as is).

@@ -10,7 +10,8 @@ import Testing
 @Suite("relay-realtime against test partners", .serialized, .timeLimit(.minutes(6)))
 struct RealtimeDeliveryTests {
     static let hmacKey = "test-hmac-key-\(UInt32.random(in: 0...UInt32.max))"
-    static let environment = ["REALTIME_TEST_KEY": hmacKey]
+    static let environment = ["REALTIME_TEST_KEY": hmacKey, "REALTIME_TEST_CLIENT": "relay client",
+                              "REALTIME_TEST_SECRET": "s3cret&="]
 
     /// Fresh topics, a working directory, a partner and a relay.yaml.
     struct Setup {
@@ -110,7 +111,11 @@ struct RealtimeDeliveryTests {
                     gzip: true
                     signing: {algorithm: sha1, header: X-Sig, key_env: REALTIME_TEST_KEY}
                     """)
+                + Self.destination(5005, partner, path: "/o", extra: """
+                    oauth2: {token_url: \(partner.url("/token")), client_id_env: REALTIME_TEST_CLIENT, client_secret_env: REALTIME_TEST_SECRET}
+                    """, mappings: "[{segment: 4532}]")
         }
+        setup.partner.setDefault("/token", .json(#"{"access_token":"tok-1","token_type":"bearer","expires_in":3600}"#))
         defer { Task { await setup.partner.stop() } }
         let (worker, port) = try await setup.start()
         defer { Task { await worker.stop() } }
@@ -160,6 +165,16 @@ struct RealtimeDeliveryTests {
         }
         // 1002 has no id for DPID 20915: skipped for 5001 and counted.
         #expect(!Self.uuids(setup.partner.delivered("/a")).contains("1002"))
+        // OAuth 2.0 client credentials: a token fetched once, sent as a bearer token.
+        let oauth = await eventually(timeout: .seconds(30)) { Self.uuids(setup.partner.delivered("/o")).count >= 2 }
+        #expect(oauth)
+        #expect(setup.partner.delivered("/o").allSatisfy { $0.header("Authorization") == "Bearer tok-1" })
+        let tokenRequests = setup.partner.requests("/token")
+        #expect(tokenRequests.count == 1)
+        let form = tokenRequests.first?.bodyText ?? ""
+        #expect(form.contains("grant_type=client_credentials") && form.contains("client_id=relay%20client")
+            && form.contains("client_secret=s3cret%26%3D"))
+
         let skipped = await eventually(timeout: .seconds(10)) {
             await Self.metric(port, "relay_realtime_users_skipped_total", destination: 5001) == 1
         }

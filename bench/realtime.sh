@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# relay-realtime benchmark (one command: bash bench/realtime.sh).
+#
+# 1. Throughput: N events (default 1,000,000) on 8 partitions, produced with `relayctl produce --sample`, read by
+#    one release relay-realtime process pushing to 3 realtime destinations that map different segment sets, all
+#    posting to a fast local sink (nginx answering 200). Reports events/s and users pushed/s from the first record
+#    read until every offset is committed, next to kcat's raw consume rate of the same topic in the same run, the
+#    ratio, CPU seconds per million events and peak memory (/usr/bin/time -v).
+# 2. Latency: a fresh topic fed at half the measured rate for LATENCY_SECONDS by a generator stamping each event's
+#    `ts` with the current time; p50/p99 of event ts -> partner 2xx from relay_realtime_latency_seconds.
+#
+# Uses its own in-memory broker on BENCH_BROKER_PORT (default 19095), stopped at the end. Environment: N, PARTITIONS,
+# BENCH_BROKER_PORT, SINK_PORT, LATENCY_SECONDS, MAX_USERS (max_users_per_message, default 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+N="${N:-1000000}"
+PARTITIONS="${PARTITIONS:-8}"
+BROKER_PORT="${BENCH_BROKER_PORT:-19095}"
+SINK_PORT="${SINK_PORT:-18090}"
+METRICS_PORT="${METRICS_PORT:-19191}"
+LATENCY_SECONDS="${LATENCY_SECONDS:-20}"
+MAX_USERS="${MAX_USERS:-10}"
+FLUSH_MS="${FLUSH_MS:-1000}"
+export RELAY_BROKERS="127.0.0.1:$BROKER_PORT"
+WORK="$(mktemp -d /tmp/bench-realtime.XXXXXX)"
+WORKER_PID=""; SINK_PID=""
+
+cleanup() {
+  [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null || true
+  [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
+  RELAY_BROKER_PORT="$BROKER_PORT" bash scripts/broker.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+echo "== building (release)"
+swift build -c release --product relay-realtime 2>&1 | tail -1
+swift build -c release --product relayctl 2>&1 | tail -1
+BIN="$(swift build -c release --show-bin-path)"
+
+RELAY_BROKER_PORT="$BROKER_PORT" bash scripts/broker.sh start
+
+# The sink: nginx answering 200 to every POST, one worker process.
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  client_body_buffer_size 1m;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  server { listen 127.0.0.1:$SINK_PORT; location / { return 200; } }
+}
+EOF
+nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+SINK_PID=$!
+sleep 0.5
+
+# relay.yaml with 3 realtime destinations mapping different segment sets (topics prefixed $1).
+write_config() {
+  local prefix="$1" file="$2"
+  local d2 d3
+  d2="$(seq 1000 1499 | sed 's/.*/{segment: &, alias: t&}/' | paste -sd, -)"
+  d3="$(seq 1500 1999 | sed 's/.*/{segment: &, alias: u&}/' | paste -sd, -)"
+  cat >"$file" <<EOF
+kafka:
+  brokers: $RELAY_BROKERS
+  topics: {qualifications: $prefix.qualifications, pixel_events: $prefix.pixel-events, pixel_audit: $prefix.pixel-audit, dead_letter: $prefix.dead-letter}
+  properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500"}
+destinations:
+EOF
+  local id dpid maps path
+  for spec in "5101|0|[{segment: 4532, alias: a4532}, {segment: 99, alias: a99}]|/d1" \
+              "5102|20915|[$d2]|/d2" \
+              "5103|20914|[{segment: 4532, alias: c4532}, $d3]|/d3"; do
+    IFS='|' read -r id dpid maps path <<<"$spec"
+    cat >>"$file" <<EOF
+  - id: $id
+    name: bench-$id
+    kind: realtime
+    url: http://127.0.0.1:$SINK_PORT$path
+    client_id: bench
+    user_dpid: $dpid
+    unsegment: true
+    max_users_per_message: $MAX_USERS
+    flush_interval_ms: $FLUSH_MS
+    timeout_ms: 3000
+    max_in_flight: 8
+    signing: {algorithm: sha256, header: X-Signature, key_env: BENCH_HMAC_KEY}
+    mappings: $maps
+EOF
+  done
+}
+export BENCH_HMAC_KEY="bench-key"
+
+metric_sum() {  # sum of a metric's samples on the worker's /metrics (0 when absent)
+  curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v name="$1" '
+    $1 == name || index($1, name "{") == 1 { sum += $NF } END { printf "%.0f\n", sum + 0 }'
+}
+
+now() { date +%s.%N; }
+
+start_worker() {  # config, group
+  /usr/bin/time -v -o "$WORK/time-$2.txt" "$BIN/relay-realtime" --config "$1" --metrics-port "$METRICS_PORT" \
+    --group "$2" --log-level warning 2>"$WORK/worker-$2.log" &
+  WORKER_PID=$!
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:$METRICS_PORT/health/ready" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "relay-realtime did not become ready:"; cat "$WORK/worker-$2.log"; exit 1
+}
+
+stop_worker() {
+  local child
+  child="$(pgrep -P "$WORKER_PID" || true)"
+  [ -n "$child" ] && kill -TERM "$child"
+  wait "$WORKER_PID" || true
+  WORKER_PID=""
+}
+
+# ---- 1. throughput -------------------------------------------------------------------------------------------------
+CONFIG="$WORK/relay.yaml"
+write_config "bench" "$CONFIG"
+"$BIN/relayctl" topics create --partitions "$PARTITIONS" --config "$CONFIG" >/dev/null
+echo "== producing $N sample events on $PARTITIONS partitions"
+"$BIN/relayctl" produce --sample "$N" --config "$CONFIG"
+
+echo "== kcat raw consume"
+T0=$(now)
+COUNT=$(kcat -C -b "$RELAY_BROKERS" -t bench.qualifications -o beginning -e -q -f '\n' | wc -l)
+T1=$(now)
+KCAT_RATE=$(echo "$COUNT / ($T1 - $T0)" | bc -l)
+printf "kcat: %d records in %.2f s = %.0f records/s\n" "$COUNT" "$(echo "$T1 - $T0" | bc -l)" "$KCAT_RATE"
+
+echo "== relay-realtime"
+start_worker "$CONFIG" "bench-$$"
+while [ "$(metric_sum relay_records_consumed_total)" -eq 0 ]; do sleep 0.05; done
+T0=$(now)
+while [ "$(metric_sum relay_committed_offset)" -lt "$N" ]; do sleep 0.1; done
+T1=$(now)
+USERS=$(metric_sum relay_realtime_users_sent_total)
+MESSAGES=$(metric_sum relay_realtime_messages_total)
+SKIPPED=$(metric_sum relay_realtime_users_skipped_total)
+DEAD=$(metric_sum relay_realtime_dead_lettered_total)
+stop_worker
+ELAPSED=$(echo "$T1 - $T0" | bc -l)
+RATE=$(echo "$N / $ELAPSED" | bc -l)
+CPU=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$WORK/time-bench-$$.txt")
+RSS=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/time-bench-$$.txt")
+printf "relay-realtime: %d events in %.2f s = %.0f events/s; %d users pushed (%.0f users/s) in %d messages; %d skipped (no partner id); %d dead-lettered\n" \
+  "$N" "$ELAPSED" "$RATE" "$USERS" "$(echo "$USERS / $ELAPSED" | bc -l)" "$MESSAGES" "$SKIPPED" "$DEAD"
+printf "ratio to kcat: %.2f\n" "$(echo "$RATE / $KCAT_RATE" | bc -l)"
+printf "CPU: %.1f s for the run = %.1f CPU s per million events; peak RSS %d MiB\n" \
+  "$CPU" "$(echo "$CPU * 1000000 / $N" | bc -l)" "$((RSS / 1024))"
+
+# ---- 2. latency at half the rate -----------------------------------------------------------------------------------
+HALF=$(printf "%.0f" "$(echo "$RATE / 2" | bc -l)")
+echo "== latency at half the rate: $HALF events/s for $LATENCY_SECONDS s"
+CONFIG2="$WORK/relay-latency.yaml"
+write_config "latency" "$CONFIG2"
+"$BIN/relayctl" topics create --partitions "$PARTITIONS" --config "$CONFIG2" >/dev/null
+start_worker "$CONFIG2" "latency-$$"
+sleep 6  # group join
+python3 - "$HALF" "$LATENCY_SECONDS" <<'PY' | "$BIN/relayctl" produce --file - --config "$CONFIG2" >/dev/null
+import json, random, sys, time
+rate, seconds = float(sys.argv[1]), float(sys.argv[2])
+rng = random.Random(7)
+users = [str(10**37 + i * 7919) for i in range(10000)]
+start = time.time(); sent = 0; out = sys.stdout
+while True:
+    now = time.time()
+    if now - start >= seconds: break
+    due = int((now - start) * rate)
+    lines = []
+    ts = int(now * 1000)
+    while sent < due:
+        u = rng.randrange(len(users))
+        segs = [{"id": 4532, "status": 1}] if u % 2 else [{"id": 99, "status": 1}]
+        segs += [{"id": 1000 + (u * 7 + k) % 1000, "status": 1} for k in range(1 + u % 3)]
+        lines.append(json.dumps({"event_id": f"lat-{sent}", "uuid": users[u], "ts": ts, "region": u % 9,
+                                 "segments": segs, "partner_ids": {"20915": f"p{u}", "20914": f"q{u:x}"}}))
+        sent += 1
+    if lines:
+        out.write("\n".join(lines) + "\n"); out.flush()
+    time.sleep(0.005)
+PY
+sleep $((FLUSH_MS * 2 / 1000 + 2))
+curl -s "http://127.0.0.1:$METRICS_PORT/metrics" >"$WORK/latency-metrics.txt"
+stop_worker
+python3 - "$WORK/latency-metrics.txt" "$FLUSH_MS" <<'PY'
+import re, sys
+buckets = {}
+for line in open(sys.argv[1]):
+    m = re.match(r'relay_realtime_latency_seconds_bucket\{.*le="([^"]+)".*\}\s+(\S+)', line)
+    if m:
+        le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
+        buckets[le] = buckets.get(le, 0) + float(m.group(2))
+bounds = sorted(buckets)
+total = buckets.get(float("inf"), 0)
+def quantile(q):
+    rank, prev_le, prev_count = q * total, 0.0, 0.0
+    for le in bounds:
+        if buckets[le] >= rank:
+            if le == float("inf"): return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_count) / max(1e-9, buckets[le] - prev_count)
+        prev_le, prev_count = le, buckets[le]
+    return prev_le
+flush = float(sys.argv[2]) / 1000
+if total == 0:
+    print("latency: no deliveries recorded")
+else:
+    p50, p99 = quantile(0.5), quantile(0.99)
+    print(f"latency event ts -> partner 2xx over {int(total)} users: p50 {p50*1000:.0f} ms, p99 {p99*1000:.0f} ms "
+          f"(flush interval {flush*1000:.0f} ms; p99 / flush = {p99/flush:.2f}; histogram buckets interpolated)")
+PY
+echo "work directory: $WORK"
