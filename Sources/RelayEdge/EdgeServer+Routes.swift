@@ -135,8 +135,9 @@ extension EdgeServer {
         }
         let now = Self.nowMilliseconds()
         guard !query.isEmpty else {
-            recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: nil, uuid: nil, timestamp: now,
-                                        aliases: [], url: nil, source: .beacon)])
+            recorder.record([PixelEvent(type: .received, pixelID: id,
+                                        destinationID: PixelEvent.destination(inPixelID: id) ?? 0, uuid: "",
+                                        timestamp: now, aliases: [], url: nil, source: .beacon)])
             metrics.received(.beacon)
             return Self.gif()
         }
@@ -152,9 +153,9 @@ extension EdgeServer {
         let aliases = signed.split(separator: "&").first { $0.hasPrefix("a=") }.map { part in
             part.dropFirst(2).split(separator: ",").compactMap { ByteWriting.formDecode($0.utf8) }
         } ?? []
-        let destinationID = fields["d"].flatMap { Int($0) }
+        let destinationID = fields["d"].flatMap { Int($0) } ?? PixelEvent.destination(inPixelID: id) ?? 0
         guard let target = fields["t"] else {
-            recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"],
+            recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
                                         timestamp: now, aliases: aliases, url: nil, source: .beacon)])
             metrics.received(.beacon)
             return Self.gif()
@@ -162,7 +163,7 @@ extension EdgeServer {
         guard target.hasPrefix("http://") || target.hasPrefix("https://"), !target.contains(where: \.isNewline) else {
             throw EventParameters.Refusal.badRequest("malformed pixel target")
         }
-        recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"],
+        recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
                                     timestamp: now, aliases: aliases, url: nil, source: .redirect)])
         metrics.received(.redirect)
         return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
@@ -201,7 +202,8 @@ extension EdgeServer {
         }
         let now = Self.nowMilliseconds()
         recorder.record(ids.map {
-            PixelEvent(type: .received, pixelID: $0, destinationID: destinationID, uuid: nil, timestamp: now,
+            PixelEvent(type: .received, pixelID: $0,
+                       destinationID: destinationID ?? PixelEvent.destination(inPixelID: $0) ?? 0, uuid: "", timestamp: now,
                        aliases: [], url: nil, source: .partner)
         })
         metrics.received(.partner, count: ids.count)

@@ -102,7 +102,7 @@ struct EventAnswer {
         guard let url = destination.url.render(values) else { return nil }
         values.secure = true
         guard let secureURL = destination.secureURL.render(values) else { return nil }
-        let pixelID = pixelID(&random)
+        let pixelID = pixelID(destination: destination.id, &random)
         let pixel = PixelEvent(type: .fired, pixelID: pixelID, destinationID: destination.id, uuid: request.uuid,
                                timestamp: now, aliases: aliases, url: url, source: .edge)
         guard destination.settings.audit == .redirect, let signer else { return (url, secureURL, pixel) }
@@ -137,10 +137,11 @@ struct EventAnswer {
         return out
     }
 
-    /// 32 lowercase hex characters from 128 random bits.
-    static func pixelID(_ random: inout some RandomNumberGenerator) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
+    /// `<destination id>-` and 32 lowercase hex characters from 128 random bits: any receipt of the id, even a bare
+    /// one, can name its destination.
+    static func pixelID(destination: Int, _ random: inout some RandomNumberGenerator) -> String {
+        var out: [UInt8] = Array("\(destination)-".utf8)
+        out.reserveCapacity(40)
         for _ in 0..<2 {
             var value = random.next()
             for _ in 0..<16 {

@@ -10,16 +10,17 @@ public struct PixelEvent: Sendable, Hashable {
 
     public var type: Kind
     public var pixelID: String
-    /// nil when a receipt does not say (a bare beacon or a partner's list of ids).
-    public var destinationID: Int?
-    public var uuid: String?
+    /// For a receipt that does not say: the destination in the pixel id (`<destination id>-<random>`), else 0.
+    public var destinationID: Int
+    /// Empty when a receipt does not say (a bare beacon, a partner's list of ids).
+    public var uuid: String
     public var timestamp: Int64
     public var aliases: [String]
     /// The partner URL handed out (fired only).
     public var url: String?
     public var source: Source
 
-    public init(type: Kind, pixelID: String, destinationID: Int?, uuid: String?, timestamp: Int64, aliases: [String],
+    public init(type: Kind, pixelID: String, destinationID: Int, uuid: String, timestamp: Int64, aliases: [String],
                 url: String?, source: Source)
     {
         self.type = type
@@ -32,8 +33,7 @@ public struct PixelEvent: Sendable, Hashable {
         self.source = source
     }
 
-    /// `{"type","pixel_id","destination_id","uuid","ts","aliases","url"(fired only),"source"}`; unknown values
-    /// are `null`.
+    /// `{"type","pixel_id","destination_id","uuid","ts","aliases","url"(fired only),"source"}`.
     public func jsonBytes() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
@@ -42,9 +42,9 @@ public struct PixelEvent: Sendable, Hashable {
         out.append(contentsOf: #"","pixel_id":"#.utf8)
         ByteWriting.appendJSONString(pixelID, to: &out)
         out.append(contentsOf: #","destination_id":"#.utf8)
-        if let destinationID { ByteWriting.appendInteger(destinationID, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        ByteWriting.appendInteger(destinationID, to: &out)
         out.append(contentsOf: #","uuid":"#.utf8)
-        if let uuid { ByteWriting.appendJSONString(uuid, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        ByteWriting.appendJSONString(uuid, to: &out)
         out.append(contentsOf: #","ts":"#.utf8)
         ByteWriting.appendInteger(timestamp, to: &out)
         out.append(contentsOf: #","aliases":["#.utf8)
@@ -55,11 +55,17 @@ public struct PixelEvent: Sendable, Hashable {
         out.append(UInt8(ascii: "]"))
         if type == .fired {
             out.append(contentsOf: #","url":"#.utf8)
-            if let url { ByteWriting.appendJSONString(url, to: &out) } else { out.append(contentsOf: "null".utf8) }
+            ByteWriting.appendJSONString(url ?? "", to: &out)
         }
         out.append(contentsOf: #","source":""#.utf8)
         out.append(contentsOf: source.rawValue.utf8)
         out.append(contentsOf: #""}"#.utf8)
         return out
+    }
+
+    /// The destination written at the start of a pixel id the edge issued (`7001-3f2a...`); nil for other ids.
+    static func destination(inPixelID id: String) -> Int? {
+        guard let dash = id.firstIndex(of: "-") else { return nil }
+        return Int(id[..<dash])
     }
 }

@@ -22,7 +22,11 @@ final class QualificationReader: Service, Sendable {
     let snapshotInterval: Duration
     /// Next offset to read per partition, for the events applied so far.
     private let applied = Mutex<[Int32: Int64]>([:])
-    /// High watermarks seen at start: ready once every partition has reached them.
+    /// Per partition, the ListOffsets high watermark seen at start and whether the partition was empty then.
+    private let listed = Mutex<[Int32: (high: Int64, empty: Bool)]>([:])
+    /// Per partition, the offset to reach before the edge is ready: the larger of the listed high watermark and the
+    /// first one a fetch reports (Tansu's ListOffsets can lag behind: it counts batches), frozen once known so that
+    /// a busy topic does not keep moving the goal.
     private let targets = Mutex<[Int32: Int64]>([:])
     private let consumer = Mutex<KafkaConsumer?>(nil)
     private let snapshotLock = Mutex<Bool>(false)
@@ -105,21 +109,21 @@ final class QualificationReader: Service, Sendable {
             throw StoreSnapshot.Failure(description: "topic \(topic) has no partitions (does it exist?)")
         }
         var start: [TopicPartition: Int64] = [:]
-        var targets: [Int32: Int64] = [:]
+        var listed: [Int32: (high: Int64, empty: Bool)] = [:]
         var applied: [Int32: Int64] = [:]
         for (tp, low, high) in partitions {
-            var from = snapshotOffsets[tp.partition] ?? low
-            if from < low || from > high { from = low }  // retention passed it, or the topic was recreated
+            // An offset the topic no longer has (retention, a recreated topic) is reset to the earliest by the client.
+            let from = snapshotOffsets[tp.partition] ?? low
             start[tp] = from
             applied[tp.partition] = from
-            targets[tp.partition] = high
+            listed[tp.partition] = (high, high <= low)
         }
-        self.targets.withLock { $0 = targets }
+        self.listed.withLock { $0 = listed }
         self.applied.withLock { $0 = applied }
         updateGauges()
         logger.info("reading qualifications",
                     metadata: ["topic": "\(topic)", "partitions": "\(partitions.count)",
-                               "to_catch_up": "\(targets.reduce(0) { $0 + $1.value } - applied.reduce(0) { $0 + $1.value })"])
+                               "from_snapshot": "\(!snapshotOffsets.isEmpty)"])
         return start
     }
 
@@ -150,8 +154,27 @@ final class QualificationReader: Service, Sendable {
     }
 
     private func checkCaughtUp() {
-        let targets = self.targets.withLock { $0 }
-        let done = applied.withLock { applied in targets.allSatisfy { (applied[$0.key] ?? 0) >= $0.value } }
+        guard let consumer = consumer.withLock({ $0 }) else { return }
+        let listed = self.listed.withLock { $0 }
+        let applied = self.applied.withLock { $0 }
+        let topic = self.topic
+        let done = targets.withLock { targets in
+            var done = true
+            for (partition, listing) in listed {
+                if targets[partition] == nil {
+                    if listing.empty {
+                        targets[partition] = listing.high
+                    } else if let fetched = consumer.cachedHighWatermark(TopicPartition(topic, partition)) {
+                        targets[partition] = max(listing.high, fetched)
+                    }
+                }
+                guard let target = targets[partition], (applied[partition] ?? 0) >= target else {
+                    done = false
+                    continue
+                }
+            }
+            return done
+        }
         if done {
             readiness.set(true)
             updateGauges()
@@ -160,13 +183,18 @@ final class QualificationReader: Service, Sendable {
     }
 
     private func lagLoop(_ consumer: KafkaConsumer) async {
+        var ticks = 0
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
+            // Fast while catching up (readiness may come without a new record), then once a second.
+            try? await Task.sleep(for: .milliseconds(100))
+            if !readiness.isReady { checkCaughtUp() }
+            ticks += 1
+            guard ticks % 10 == 0 else { continue }
             var lag: Int64 = 0
             let applied = self.applied.withLock { $0 }
-            let targets = self.targets.withLock { $0 }
+            let listed = self.listed.withLock { $0 }
             for (partition, next) in applied {
-                let high = consumer.cachedHighWatermark(TopicPartition(topic, partition)) ?? targets[partition] ?? next
+                let high = consumer.cachedHighWatermark(TopicPartition(topic, partition)) ?? listed[partition]?.high ?? next
                 lag += max(0, high - next)
             }
             metrics.catchUpLag.set(Double(lag))

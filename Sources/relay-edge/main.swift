@@ -23,7 +23,9 @@ struct RelayEdgeCommand: AsyncParsableCommand {
     @Option(name: .customLong("snapshot-interval"), help: "How often the store is snapshotted (also on SIGTERM).")
     var snapshotInterval: String = "60s"
 
-    func run() async throws {
+    func run() async throws { try await serve() }
+
+    func serve() async throws {
         let interval: RelayDuration
         do {
             interval = try RelayDuration(parsing: snapshotInterval)
@@ -43,14 +45,10 @@ struct RelayEdgeCommand: AsyncParsableCommand {
     }
 }
 
-// `main.swift` cannot carry `@main`; this is what `AsyncParsableCommand.main()` does.
+// `main.swift` cannot carry `@main` (and `run()` would resolve to the synchronous default here): parse and serve.
 do {
-    var command = try RelayEdgeCommand.parseAsRoot()
-    if var command = command as? AsyncParsableCommand {
-        try await command.run()
-    } else {
-        try command.run()
-    }
+    let command = try RelayEdgeCommand.parse()
+    try await command.serve()
 } catch {
     RelayEdgeCommand.exit(withError: error)
 }

@@ -6,7 +6,7 @@ import Testing
 
 @testable import RelayEdge
 
-@Suite("relay-edge over HTTP (real broker, live port)", .timeLimit(.minutes(3)))
+@Suite("relay-edge over HTTP (real broker, live port)", .serialized, .timeLimit(.minutes(3)))
 struct EdgeHTTPTests {
     typealias Edge = RunningEdge
 

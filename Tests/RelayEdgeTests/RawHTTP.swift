@@ -88,7 +88,11 @@ struct RawHTTP {
             if n <= 0 { break }
             received += buffer[0..<n]
         }
-        return try parse(received)
+        do {
+            return try parse(received)
+        } catch {
+            throw Failure(description: "\(method) \(target.prefix(80)): \(error)")
+        }
     }
 
     private static func parse(_ bytes: [UInt8]) throws -> Response {
