@@ -72,7 +72,14 @@ public final class PixelAuditHandler: RecordHandler {
             let pair = Pair(tp: record.topicPartition, generation: record.generation)
             if let i = index[pair] { runs[i].append(record) } else { index[pair] = runs.count; runs.append([record]) }
         }
-        for run in runs { await handle(run: run) }
+        if Set(runs.map { $0[0].topicPartition }).count == runs.count {
+            // Partitions are independent: decode and apply them concurrently (in order within each).
+            await withDiscardingTaskGroup { group in
+                for run in runs { group.addTask { await self.handle(run: run) } }
+            }
+        } else {
+            for run in runs { await handle(run: run) }
+        }
         PixelAuditMetrics.events(records.count)
     }
 

@@ -73,6 +73,29 @@ struct ParsedPixelEvent {
     var source: String?
 }
 
+enum Field {
+    case type, pixelID, destinationID, ts, uuid, url, source, aliases, other
+
+    init(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) {
+        func match(_ literal: StaticString) -> Bool {
+            guard end - start == literal.utf8CodeUnitCount else { return false }
+            let p = literal.utf8Start
+            for k in 0..<(end - start) where b[start + k] != p[k] { return false }
+            return true
+        }
+        switch end - start {
+        case 2: self = match("ts") ? .ts : .other
+        case 3: self = match("url") ? .url : .other
+        case 4: self = match("type") ? .type : match("uuid") ? .uuid : .other
+        case 6: self = match("source") ? .source : .other
+        case 7: self = match("aliases") ? .aliases : .other
+        case 8: self = match("pixel_id") ? .pixelID : .other
+        case 14: self = match("destination_id") ? .destinationID : .other
+        default: self = .other
+        }
+    }
+}
+
 struct PixelScanner {
     private let bytes: UnsafeBufferPointer<UInt8>
     private let materialize: Bool
@@ -118,17 +141,17 @@ struct PixelScanner {
             while true {
                 let (keyStart, keyEnd, keyEscaped) = try scanString()
                 try expect(UInt8(ascii: ":"), "':'")
-                let name = keyEscaped ? "" : String(decoding: UnsafeBufferPointer(rebasing: bytes[keyStart..<keyEnd]),
-                                                    as: UTF8.self)
-                switch name {
-                case "type":
-                    let (s, e, _) = try stringValue(name)
+                // Field names are compared as bytes (no String per field on the hot path).
+                let field = keyEscaped ? Field.other : Field(bytes, keyStart, keyEnd)
+                switch field {
+                case .type:
+                    let (s, e, _) = try stringValue("type")
                     if equals(s, e, "fired") { event.kind = .fired }
                     else if equals(s, e, "received") { event.kind = .received }
                     else { throw MalformedPixelEvent("type: expected \"fired\" or \"received\"") }
                     seen |= 1
-                case "pixel_id":
-                    let (s, e, escaped) = try stringValue(name)
+                case .pixelID:
+                    let (s, e, escaped) = try stringValue("pixel_id")
                     guard e > s else { throw MalformedPixelEvent("pixel_id: empty") }
                     guard e - s <= 256 else { throw MalformedPixelEvent("pixel_id: longer than 256 bytes") }
                     if escaped {
@@ -140,22 +163,22 @@ struct PixelScanner {
                         if materialize { event.pixelID = text(s, e, false) }
                     }
                     seen |= 2
-                case "destination_id":
-                    event.destinationID = try integer(name)
+                case .destinationID:
+                    event.destinationID = try integer("destination_id")
                     seen |= 4
-                case "ts":
-                    event.ts = try integer(name)
+                case .ts:
+                    event.ts = try integer("ts")
                     seen |= 8
-                case "uuid":
-                    let (s, e, escaped) = try stringValue(name)
+                case .uuid:
+                    let (s, e, escaped) = try stringValue("uuid")
                     if materialize { event.uuid = text(s, e, escaped) }
-                case "url":
-                    let (s, e, escaped) = try stringValue(name)
+                case .url:
+                    let (s, e, escaped) = try stringValue("url")
                     if materialize { event.url = text(s, e, escaped) }
-                case "source":
-                    let (s, e, escaped) = try stringValue(name)
+                case .source:
+                    let (s, e, escaped) = try stringValue("source")
                     if materialize { event.source = text(s, e, escaped) }
-                case "aliases":
+                case .aliases:
                     guard peek() == UInt8(ascii: "[") else { throw MalformedPixelEvent("aliases: expected an array") }
                     i += 1
                     if peek() == UInt8(ascii: "]") {
@@ -173,7 +196,7 @@ struct PixelScanner {
                             guard next == UInt8(ascii: ",") else { throw fail("expected ',' or ']'") }
                         }
                     }
-                default:
+                case .other:
                     try skipValue(depth: 0)
                 }
                 guard let next = peek() else { throw fail("unterminated object") }
