@@ -23,9 +23,18 @@ struct RelayEdgeCommand: AsyncParsableCommand {
     @Option(name: .customLong("snapshot-interval"), help: "How often the store is snapshotted (also on SIGTERM).")
     var snapshotInterval: String = "60s"
 
+    @Option(name: .customLong("measure-store"), help: ArgumentHelp(
+        "Fill a store with N sample users, print its memory use and exit (sizing, bench/edge.sh).",
+        valueName: "users"))
+    var measureStore: Int?
+
     func run() async throws { try await serve() }
 
     func serve() async throws {
+        if let users = measureStore {
+            print(StoreMeasurement.run(users: users))
+            return
+        }
         let interval: RelayDuration
         do {
             interval = try RelayDuration(parsing: snapshotInterval)
