@@ -102,7 +102,10 @@ extension EdgeServer {
         let cookieHeader = request.headers[values: .cookie].joined(separator: "; ")
         let parameters = try EventParameters.parse(form, cookieHeader: cookieHeader.isEmpty ? nil : cookieHeader)
         let authority = EventParameters.sanitizedHost(request.head.authority) ?? fallbackHost
-        var random = SystemRandomNumberGenerator()
+        // One system random draw per answer seeds the ids of this answer (tid, pixel ids, %rnd%): unguessable from
+        // outside, without a getrandom call for each id.
+        var system = SystemRandomNumberGenerator()
+        var random = SplitMix64(seed: system.next())
         let answer = EventAnswer.make(
             EventAnswer.Request(uuid: parameters.uuid, json: parameters.json, dests: parameters.dests,
                                 edgeHost: authority, cookieDomain: EventParameters.hostName(authority)),
