@@ -40,7 +40,7 @@ public struct EdgeServer: Sendable {
         readiness = Readiness()
         metrics = EdgeMetrics(registry: registry)
         let client = try config.kafkaClient(environment: environment)
-        producer = try KafkaProducer(configuration: client, properties: ["linger.ms": "20"], logger: logger)
+        producer = try KafkaProducer(configuration: client, properties: ["linger.ms": "20", "queue.buffering.max.messages": "1000000"], logger: logger)
         recorder = PixelRecorder(producer: producer, topic: config.kafka.topics.pixelEvents, metrics: metrics,
                                  logger: logger)
         reader = QualificationReader(config: config, client: client, store: store, catalog: catalog,
