@@ -1,6 +1,7 @@
 import Foundation
 import RelayCore
 import RelayKafka
+import RelayRuntime
 import Testing
 @testable import RelayRealtime
 
@@ -38,6 +39,17 @@ struct RealtimeMessageFormatTests {
         #expect(users?.first?["DataPartner_UUID"] as? String == "a\"b\\c\n")
         #expect((users?.first?["AAM_Regions"] as? [Any])?.isEmpty == true)
         #expect(json?["User_count"] as? String == "2")
+    }
+
+    @Test func dateTimesMatchTheRuntimeFormatter() {
+        var rng = SystemRandomNumberGenerator()
+        let samples: [Int64] = [0, -1, 999, 1000, 951_782_400_000, 4_107_542_399_999, -62_135_596_800_000]
+            + (0..<2000).map { _ in Int64.random(in: -10_000_000_000_000...10_000_000_000_000, using: &rng) }
+        for ms in samples {
+            var out: [UInt8] = []
+            RealtimeMessageBuilder.appendISO8601(milliseconds: ms, to: &out)
+            #expect(String(decoding: out, as: UTF8.self) == Timestamps.iso8601(milliseconds: ms), "\(ms)")
+        }
     }
 
     @Test func messageIDDependsOnlyOnDestinationAndSources() {
