@@ -86,9 +86,10 @@ enum PixelReportFormat {
         }.joined(separator: "\n")
     }
 
-    /// One bar per window: `14:20:00 |██████▍          | 12.8%`, with the threshold marked `┆` and `!` on alerts.
+    /// One bar per window: `11-29 14:20:00 |██████▍    ┆   | 12.8%`, the threshold marked `┆` (`┃` under a bar), `!`
+    /// on alerts.
     static func chart(_ reports: [AuditReport], title: String, threshold: Double, width: Int = 40) -> String {
-        let top = max(threshold * 1.5, reports.map(\.lossRate).max() ?? 0, 0.01)
+        let top = max(threshold * 1.5, (reports.map(\.lossRate).max() ?? 0) * 1.1, 0.01)
         var lines = ["loss rate, destination \(title) (max \(percent(threshold)), full bar = \(percent(top)))"]
         let mark = min(width - 1, Int((threshold / top * Double(width)).rounded()))
         for r in reports {
@@ -96,7 +97,7 @@ enum PixelReportFormat {
             var bar = String(repeating: "█", count: eighths / 8)
             if eighths % 8 > 0 { bar.append(["▏", "▎", "▍", "▌", "▋", "▊", "▉"][eighths % 8 - 1]) }
             var cells = Array(bar.padding(toLength: width, withPad: " ", startingAt: 0))
-            if cells[mark] == " " { cells[mark] = "┆" }
+            cells[mark] = cells[mark] == " " ? "┆" : "┃"  // the threshold, visible on and off the bar
             let time = String(Timestamps.iso8601(milliseconds: r.windowStart).dropFirst(5).prefix(14))
                 .replacingOccurrences(of: "T", with: " ")
             lines.append("\(time) |\(String(cells))| \(percent(r.lossRate))\(r.alert ? " !" : "")")

@@ -206,6 +206,16 @@ struct PixelAuditWorkerTests {
         #expect(await AuditRig.metric(port, #"pixel_audit_alert{destination="7002"}"#) == 1)
         #expect(await AuditRig.metric(port, #"pixel_audit_loss_rate{destination="7002"}"#) == 0.12)
 
+        // relayctl pixel report: the table and the chart from the audit topic.
+        let ctl = try WorkerProcess("relayctl", arguments: ["pixel", "report", "--config", rig.config.path,
+                                                            "--destination", "7002", "--chart"],
+                                    workingDirectory: rig.directory.url)
+        #expect(await ctl.waitForExit() == 0)
+        let table = ctl.output
+        #expect(table.contains("px-b") && table.contains("ALERT") && table.contains("12.0%"))
+        #expect(table.split(separator: "\n").contains { $0.hasPrefix("7002") && $0.contains(" 100 ") && $0.contains(" 88 ") })
+        #expect(table.contains("loss rate, destination 7002 px-b (max 10.0%") && !table.contains("7001"))
+
         // A malformed event is dead-lettered with its reason, and the audit goes on.
         try await rig.produceRecords([OutgoingRecord(topic: rig.topics.pixelEvents, key: Array("x".utf8),
                                                      value: Array(#"{"type":"fired"}"#.utf8))])
