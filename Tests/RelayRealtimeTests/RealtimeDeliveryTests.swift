@@ -262,7 +262,7 @@ struct RealtimeDeliveryTests {
             Self.destination(5001, partner, path: "/a", extra: """
                 signing: {algorithm: sha256, header: X-Signature, key_env: REALTIME_TEST_KEY}
                 """, mappings: "[{segment: 55, alias: fifty-five}]")
-                + Self.destination(5003, partner, path: "/h", timeoutMs: 8000)
+                + Self.destination(5003, partner, path: "/h", timeoutMs: 20000)
                 + Self.destination(5004, partner, path: "/g")
         }
         defer { Task { await setup.partner.stop() } }
@@ -303,7 +303,7 @@ struct RealtimeDeliveryTests {
             #expect(again.header("X-Signature") == mac.base64EncodedString())
         }
 
-        // Hanging partner 5003 (time-out 8 s) and healthy 5004 get the same users.
+        // Hanging partner 5003 (time-out 20 s) and healthy 5004 get the same users.
         try await setup.produce((0..<5).map { Self.event("50\($0)") })
         let hung = await eventually(timeout: .seconds(30)) { !setup.partner.requests("/h").isEmpty }
         #expect(hung)
@@ -314,8 +314,9 @@ struct RealtimeDeliveryTests {
         }
         let elapsed = ContinuousClock.now - started
         #expect(healthy)
-        // Far below the hanging partner's 8 s time-out: the healthy partner never waited for it.
-        #expect(elapsed < .seconds(4), "healthy partner delivery took \(elapsed)")
+        // Far below the hanging partner's 20 s time-out: the healthy partner never waited for it (typically one
+        // flush interval, 200 ms; the bound is loose for a loaded machine).
+        #expect(elapsed < .seconds(8), "healthy partner delivery took \(elapsed)")
         #expect(setup.partner.delivered("/h").isEmpty)
     }
 
