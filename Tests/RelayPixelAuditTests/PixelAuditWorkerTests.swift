@@ -291,7 +291,11 @@ struct PixelAuditWorkerTests {
         let (a, portA) = try await rig.startWorker()
         let (b, portB) = try await rig.startWorker()
         defer { Task { await a.stop(); await b.stop() } }
-        try await Task.sleep(for: .seconds(4))  // let the group settle with both members
+        // Let the group settle with both members: each has been given partitions after the second one joined.
+        #expect(await eventually(timeout: .seconds(30)) {
+            a.log.contains("partitions assigned") && b.log.contains("partitions assigned")
+        })
+        try await Task.sleep(for: .seconds(2))
         let f0 = AuditRig.windowStart(hoursFromNow: 24)
         var events: [PixelEvent] = []
         for i in 0..<1_000 { events.append(AuditRig.fired("s\(i)", i % 2 == 0 ? 7001 : 7002, f0 + Int64(i))) }
