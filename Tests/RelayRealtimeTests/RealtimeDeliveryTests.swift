@@ -179,6 +179,9 @@ struct RealtimeDeliveryTests {
             await Self.metric(port, "relay_realtime_users_skipped_total", destination: 5001) == 1
         }
         #expect(skipped)
+        #expect(await Self.metric(port, "relay_realtime_users_sent_total", destination: 5002) == 2)
+        #expect(await Self.metric(port, "relay_realtime_latency_seconds_count", destination: 5002) == 2)
+        #expect(await Self.metric(port, "relay_realtime_in_flight", destination: 5002) == 0)
     }
 
     @Test("batching by count and by time; SIGTERM drains and commits")
@@ -219,7 +222,7 @@ struct RealtimeDeliveryTests {
         setup.partner.script("/a", Array(repeating: .status(500), count: 6) + [.status(503), .status(200),
                                                                                .status(502)])
         setup.partner.script("/r", [.status(429, headers: ["Retry-After": "2"])])
-        let (worker, _) = try await setup.start()
+        let (worker, port) = try await setup.start()
         defer { Task { await worker.stop() } }
 
         try await setup.produce([Self.event("3999")])
@@ -254,6 +257,9 @@ struct RealtimeDeliveryTests {
             #expect(r[0].header("X-Relay-Message-Id") == r[1].header("X-Relay-Message-Id"))
         }
         #expect(try await setup.deadLetters().isEmpty)
+        // Seven failures in a row opened the breaker; it closed again after a successful probe.
+        #expect((await Self.metric(port, "relay_realtime_retries_total", destination: 5001) ?? 0) >= 7)
+        #expect(await Self.metric(port, "relay_realtime_breaker_state", destination: 5001) == 0)
     }
 
     @Test("400 goes to the dead letters at once and redrive delivers it; a hanging partner does not delay a healthy one")
