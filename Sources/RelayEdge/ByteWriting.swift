@@ -4,29 +4,41 @@ enum ByteWriting {
     static let lowerHexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// Appends `text` as a JSON string literal (quotes included). Control characters, `"` and `\` are escaped, and
-    /// so are `<`, `>`, `&` and U+2028/U+2029, so the answer is safe to embed in a page.
+    /// so are `<`, `>` and U+2028/U+2029, so the answer is safe to embed in a page.
     static func appendJSONString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0x22: out.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x00..<0x20, 0x3C, 0x3E, 0x26, 0x2028, 0x2029, 0x7F:
-                out.append(contentsOf: Array("\\u".utf8))
-                let value = scalar.value
-                for shift in stride(from: 12, through: 0, by: -4) {
-                    out.append(lowerHexDigits[Int((value >> UInt32(shift)) & 0xF)])
+        var text = text
+        text.withUTF8 { bytes in
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case 0x22: out.append(contentsOf: [0x5C, 0x22])
+                case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+                case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+                case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+                case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+                case 0x00..<0x20, 0x3C, 0x3E, 0x7F:
+                    appendUnicodeEscape(UInt32(byte), to: &out)
+                case 0xE2 where index + 2 < bytes.count && bytes[index + 1] == 0x80
+                    && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9):
+                    // U+2028 / U+2029: line separators that end a JavaScript string.
+                    appendUnicodeEscape(bytes[index + 2] == 0xA8 ? 0x2028 : 0x2029, to: &out)
+                    index += 2
+                default:
+                    out.append(byte)  // the rest of valid UTF-8 passes as is
                 }
-            case 0x20..<0x80:
-                out.append(UInt8(truncatingIfNeeded: scalar.value))
-            default:
-                out.append(contentsOf: String(scalar).utf8)
+                index += 1
             }
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendUnicodeEscape(_ value: UInt32, to out: inout [UInt8]) {
+        out.append(contentsOf: [0x5C, UInt8(ascii: "u")])
+        for shift in stride(from: 12, through: 0, by: -4) {
+            out.append(lowerHexDigits[Int((value >> UInt32(shift)) & 0xF)])
+        }
     }
 
     static func appendInteger<T: BinaryInteger>(_ value: T, to out: inout [UInt8]) {

@@ -14,12 +14,12 @@ final class EdgeMetrics: Sendable {
     let snapshotUsers: Gauge
     private let received: [PixelEvent.Source: Counter]
     private let requests = Mutex<[RequestKey: Counter]>([:])
-    private let latencies: [String: DurationHistogram]
+    private let latencies: [DurationHistogram]
 
     static let endpoints = ["event", "px", "px_receipts", "other"]
 
     struct RequestKey: Hashable {
-        var endpoint: String
+        var endpoint: Int
         var status: Int
     }
 
@@ -49,31 +49,30 @@ final class EdgeMetrics: Sendable {
             .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
             .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(250), .seconds(1),
         ]
-        var latencies: [String: DurationHistogram] = [:]
-        for endpoint in Self.endpoints {
-            latencies[endpoint] = registry.makeDurationHistogram(
+        latencies = Self.endpoints.map { endpoint in
+            registry.makeDurationHistogram(
                 descriptor: name("request_duration", "seconds", "Time to answer a request"),
                 labels: [("endpoint", endpoint)], buckets: buckets)
         }
-        self.latencies = latencies
     }
 
     func received(_ source: PixelEvent.Source, count: Int = 1) {
         received[source]?.increment(by: Int64(count))
     }
 
-    func request(endpoint: String, status: Int, duration: Duration) {
+    /// `endpoint` indexes ``endpoints``.
+    func request(endpoint: Int, status: Int, duration: Duration) {
         let counter = requests.withLock { counters in
             let key = RequestKey(endpoint: endpoint, status: status)
             if let counter = counters[key] { return counter }
             let counter = registry.makeCounter(
                 descriptor: MetricNameDescriptor(namespace: "relay", subsystem: "edge", metricName: "requests",
                                                  unitName: "total", helpText: "Requests answered"),
-                labels: [("endpoint", endpoint), ("status", String(status))])
+                labels: [("endpoint", Self.endpoints[endpoint]), ("status", String(status))])
             counters[key] = counter
             return counter
         }
         counter.increment()
-        latencies[endpoint]?.record(duration)
+        latencies[endpoint].record(duration)
     }
 }

@@ -14,10 +14,10 @@ extension EdgeServer {
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/event") { request, _ in
-            await measured("event", request) { try await event(request, body: nil) }
+            await measured(0, request) { try await event(request, body: nil) }
         }
         router.post("/event") { request, _ in
-            await measured("event", request) {
+            await measured(0, request) {
                 var request = request
                 if let length = request.headers[.contentLength].flatMap(Int.init), length > EventParameters.maxBodyBytes {
                     throw EventParameters.Refusal(status: .contentTooLarge, message: "request body above 32 KiB")
@@ -33,10 +33,10 @@ extension EdgeServer {
         }
         router.on("/event", method: .options) { request, _ in preflight(request) }
         router.get("/px/{pixel}") { request, context in
-            await measured("px", request) { try pixel(request, id: context.parameters.get("pixel") ?? "") }
+            await measured(1, request) { try pixel(request, id: context.parameters.get("pixel") ?? "") }
         }
         router.post("/px/receipts") { request, _ in
-            await measured("px_receipts", request) {
+            await measured(2, request) {
                 var request = request
                 let body: ByteBuffer
                 do {
@@ -51,7 +51,8 @@ extension EdgeServer {
     }
 
     /// Runs a handler, turns refusals into plain-text answers, adds CORS headers and records the metrics.
-    private func measured(_ endpoint: String, _ request: Request, _ body: () async throws -> Response) async -> Response {
+    /// `endpoint` indexes ``EdgeMetrics/endpoints``.
+    private func measured(_ endpoint: Int, _ request: Request, _ body: () async throws -> Response) async -> Response {
         let start = ContinuousClock.now
         var response: Response
         do {
@@ -59,7 +60,7 @@ extension EdgeServer {
         } catch let refusal as EventParameters.Refusal {
             response = Self.text(refusal.status, refusal.message)
         } catch {
-            logger.error("request failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            logger.error("request failed", metadata: ["endpoint": "\(EdgeMetrics.endpoints[endpoint])", "error": "\(error)"])
             response = Self.text(.internalServerError, "internal error")
         }
         addCORS(request, to: &response)
