@@ -259,6 +259,7 @@ actor BatchEngine {
         let table = state.dests[i].table
         let pool = state.dests[i].pool
         let partitionCount = await partitionCount()
+        let started = ContinuousClock.now
         let written: WrittenCut
         do {
             written = try await Blocking.run {
@@ -308,9 +309,14 @@ actor BatchEngine {
         logger.info("cut delivered", metadata: [
             "destination": "\(plan.id)", "partition": "\(partition)", "cut": "\(cut)",
             "parts": "\(written.parts.count)", "lines": "\(written.lines)", "skipped": "\(written.skipped)",
+            "duration_ms": "\(Self.milliseconds(ContinuousClock.now - started))",
         ])
         await writeCompleteInfos(i, range: report.from...cut)
         return owns(partition, state)
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     private func retryLater(_ again: () async -> Bool) async -> Bool? {

@@ -120,7 +120,7 @@ struct Moto {
     }
 
     func stop() {
-        // moto's development server ignores SIGTERM and SIGINT.
+        // SIGKILL: the test process's ignored SIGTERM and SIGINT are inherited by its children.
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }

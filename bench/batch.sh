@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# relay-batch (release build): N events (default 1,000,000, one per user, so N distinct users) on 8 partitions into
+# two batch destinations, iter (partner ids, gzip) and full (uuids, gzip), delivered to a local folder.
+#   bash bench/batch.sh [N]
+# Prints: accumulation rate (events/s from the first record read until all N are read) next to kcat's raw consume
+# rate of the same topic in the same run and the ratio; then the cut: time to write (and deliver) the full file for
+# N users (sum of the partitions' cut durations, they are written one after another) and the worker's peak memory
+# (VmHWM) per user held. Kafka timestamps are the produce time, so the run waits for the next minute's cut (every:
+# 1m, grace: 5s): up to about a minute of idle time is part of the run, not of the figures.
+source "$(dirname "$0")/lib.sh"
+N="${1:-1000000}"
+PARTITIONS=8
+METRICS_PORT="${METRICS_PORT:-19192}"
+bench_build relay-batch relayctl
+bench_broker
+WORK="$BENCH_DIR/batch"
+rm -rf "$WORK"
+mkdir -p "$WORK/outbound"
+cat >"$WORK/relay.yaml" <<YAML
+kafka:
+  brokers: $RELAY_BROKERS
+  topics: {qualifications: bench.qualifications, pixel_events: bench.pixel-events, pixel_audit: bench.pixel-audit, dead_letter: bench.dead-letter}
+  properties: {session.timeout.ms: "6000", heartbeat.interval.ms: "500"}
+destinations:
+  - {id: 6001, name: files-iter, kind: batch, every: 1m, grace: 5s, mode: iter, master_dpid: 20914, pid_alias: iter,
+     gzip: true, output: {type: dir, path: ./outbound}, mappings: [{segment: 4532, alias: a4532}, {segment: 99}]}
+  - {id: 6002, name: files-full, kind: batch, every: 1m, grace: 5s, mode: full, master_dpid: 0, pid_alias: full,
+     gzip: true, output: {type: dir, path: ./outbound}, mappings: [{segment: 4532, alias: a4532}, {segment: 99}]}
+YAML
+cd "$WORK"
+"$BIN/relayctl" topics create --config relay.yaml --partitions "$PARTITIONS" >/dev/null
+echo "bench: producing $N events (one per user) to bench.qualifications ($PARTITIONS partitions)"
+python3 "$RELAY_ROOT/bench/batch-events.py" "$N" \
+  | kcat -P -b "$RELAY_BROKERS" -t bench.qualifications -K $'\t' -X linger.ms=50 -X batch.num.messages=10000
+KCAT=$(kcat_rate bench.qualifications "$N")
+echo "bench: kcat raw consume: $KCAT events/s"
+
+"$BIN/relay-batch" --config relay.yaml --metrics-port "$METRICS_PORT" --state-dir ./state 2>"$WORK/worker.log" &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
+FIRST=""
+while :; do
+  got=$(metric_sum "$METRICS_PORT" relay_records_consumed_total)
+  [ -z "$FIRST" ] && [ "$got" -gt 0 ] && FIRST=$(now_ms) && FIRST_COUNT=$got
+  [ "$got" -ge "$N" ] && break
+  kill -0 $WORKER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/worker.log"; exit 1; }
+  sleep 0.05
+done
+LAST=$(now_ms)
+RATE=$(( (N - FIRST_COUNT) * 1000 / (LAST - FIRST > 0 ? LAST - FIRST : 1) ))
+echo "bench: relay-batch accumulation: $RATE events/s (ratio $(awk -v a="$RATE" -v b="$KCAT" 'BEGIN{printf "%.2f", a/b}') of kcat)"
+echo "bench: waiting for the cut (next minute + 5 s grace)"
+while [ "$(grep -c '"cut complete".*"destination":"6002"' "$WORK/worker.log" || true)" -lt 1 ]; do
+  kill -0 $WORKER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/worker.log"; exit 1; }
+  sleep 0.5
+done
+while [ "$(grep -c '"cut complete".*"destination":"6001"' "$WORK/worker.log" || true)" -lt 1 ]; do sleep 0.5; done
+PEAK_KB=$(peak_rss_kb $WORKER)
+FULL_MS=$(grep '"cut delivered"' "$WORK/worker.log" | grep '"destination":"6002"' \
+  | sed -E 's/.*"duration_ms":"([0-9]+)".*/\1/' | awk '{s+=$1} END {print s+0}')
+ITER_MS=$(grep '"cut delivered"' "$WORK/worker.log" | grep '"destination":"6001"' \
+  | sed -E 's/.*"duration_ms":"([0-9]+)".*/\1/' | awk '{s+=$1} END {print s+0}')
+FULL_LINES=$(grep '"cut delivered"' "$WORK/worker.log" | grep '"destination":"6002"' \
+  | sed -E 's/.*"lines":"([0-9]+)".*/\1/' | awk '{s+=$1} END {print s+0}')
+FULL_BYTES=$(cat outbound/dir_6002_*.sync.gz | wc -c)
+echo "bench: full file: $FULL_LINES users written in $FULL_MS ms ($(ls outbound | grep -c '^dir_6002_.*sync.gz$') parts, $FULL_BYTES bytes gzip); iter file: $ITER_MS ms"
+echo "bench: peak memory (VmHWM) $((PEAK_KB / 1024)) MiB for $N users in each of 2 destinations: $(( PEAK_KB * 1024 / (2 * N) )) bytes per user-destination (whole process)"
+STATE_BYTES=$(metric_sum "$METRICS_PORT" relay_batch_state_bytes)
+STATE_USERS=$(metric_sum "$METRICS_PORT" relay_batch_state_users)
+[ "$STATE_USERS" -gt 0 ] && echo "bench: user state: $STATE_USERS users held, $STATE_BYTES bytes: $(( STATE_BYTES / STATE_USERS )) bytes per user"
+ls outbound | grep '\.info$'
