@@ -17,7 +17,7 @@ public struct RealtimeHandler: RecordHandler {
     let drainTimeout: Duration
 
     /// Resolves every realtime destination's secrets now (an error names the missing one, never a value).
-    public init(context: WorkerContext, client: HTTPClient, maxPendingPerDestination: Int = 20_000,
+    public init(context: WorkerContext, client: HTTPClient, maxPendingPerDestination: Int = 4_096,
                 drainTimeout: Duration = .seconds(20),
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws
     {
