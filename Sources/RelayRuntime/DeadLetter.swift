@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RelayKafka
 
 /// Why a record or an outbound message ended up on the dead-letter topic (`relay.error.class`).
@@ -106,6 +107,25 @@ public struct DeadLetterWriter: Sendable {
     public func malformed(_ record: KafkaRecord, reason: String) async throws(KafkaError) {
         try await write(DeadLetter(key: record.key, value: record.value, error: reason, errorClass: .malformed,
                                    source: record.source, worker: worker))
+    }
+
+    /// `malformed`, retried with back-off until the broker has it: a malformed record becomes final (committable)
+    /// only once it is kept, and is never dropped. Returns early only if the task is cancelled.
+    public func keepMalformed(_ record: KafkaRecord, reason: String, logger: Logger) async {
+        var delay = Duration.milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                try await malformed(record, reason: reason)
+                logger.warning("malformed record dead-lettered",
+                               metadata: ["source": "\(record.source)", "reason": "\(reason)"])
+                return
+            } catch {
+                logger.error("dead-letter write failed, retrying",
+                             metadata: ["source": "\(record.source)", "error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
     }
 }
 

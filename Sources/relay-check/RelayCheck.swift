@@ -43,30 +43,12 @@ struct CheckHandler: RecordHandler {
                     lines += Array("}\n".utf8)
                 }
             } catch {
-                await keep(record, reason: error.reason)
+                await context.deadLetters.keepMalformed(record, reason: error.reason, logger: context.logger)
             }
         }
         // Durable before final: the log is written (and synced) before these offsets may be committed.
         if let log, !lines.isEmpty { log.append(lines) }
         context.offsets.complete(records)
-    }
-
-    /// A malformed event is final once it is on the dead-letter topic; until then it is retried, never dropped.
-    private func keep(_ record: KafkaRecord, reason: String) async {
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                try await context.deadLetters.malformed(record, reason: reason)
-                context.logger.warning("malformed event dead-lettered",
-                                       metadata: ["source": "\(record.source)", "reason": "\(reason)"])
-                return
-            } catch {
-                context.logger.error("dead-letter write failed, retrying",
-                                     metadata: ["source": "\(record.source)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
-            }
-        }
     }
 
     private func jsonString(_ text: String) -> [UInt8] {
