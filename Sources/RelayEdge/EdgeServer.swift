@@ -40,7 +40,10 @@ public struct EdgeServer: Sendable {
         readiness = Readiness()
         metrics = EdgeMetrics(registry: registry)
         let client = try config.kafkaClient(environment: environment)
-        producer = try KafkaProducer(configuration: client, properties: ["linger.ms": "20", "queue.buffering.max.messages": "1000000"], logger: logger)
+        // Pixel events are small and many: batch and compress them unless kafka.properties says otherwise.
+        var producerDefaults = ["linger.ms": "50", "compression.type": "lz4", "queue.buffering.max.messages": "1000000"]
+        for key in producerDefaults.keys where client.properties[key] != nil { producerDefaults[key] = nil }
+        producer = try KafkaProducer(configuration: client, properties: producerDefaults, logger: logger)
         recorder = PixelRecorder(producer: producer, topic: config.kafka.topics.pixelEvents, metrics: metrics,
                                  logger: logger)
         reader = QualificationReader(config: config, client: client, store: store, catalog: catalog,
