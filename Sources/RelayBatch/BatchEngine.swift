@@ -342,8 +342,12 @@ actor BatchEngine {
                     "retry_in": "\(delay)",
                 ])
             }
-            try? await Task.sleep(for: delay)
-            if Task.isCancelled || !stillOwned() { return false }
+            // Sleep in short steps so that a shutdown or a lost partition stops the retries promptly.
+            let until = ContinuousClock.now + delay
+            while ContinuousClock.now < until {
+                if Task.isCancelled || ownership.isStopping || !stillOwned() { return false }
+                try? await Task.sleep(for: min(.milliseconds(200), until - ContinuousClock.now))
+            }
             delay = min(delay * 2, .seconds(30))
         }
     }

@@ -3,6 +3,7 @@ import Foundation
 import RelayCore
 import RelayKafka
 import RelayRuntime
+import ServiceLifecycle
 
 /// `relay-batch`'s record handler (SPEC §5) on the shared runtime: every `kind: batch` destination, fed by the
 /// qualifications topic, cut on its schedule, delivered to its output. See ``BatchEngine`` for the decisions and
@@ -39,11 +40,18 @@ public struct BatchHandler: RecordHandler {
         tickInterval = .milliseconds(max(100, min(1_000, shortest / 4)))
     }
 
-    /// The idle timer; returns (without error) when the runtime cancels it at shutdown.
+    /// The idle timer; returns (without error) when the runtime cancels it at shutdown. On SIGTERM it also tells the
+    /// engine to stop retrying deliveries, so that a partner that is down does not hold up the drain: what was not
+    /// delivered is not committed, and the next owner writes it again.
     public func run() async throws {
-        while !Task.isCancelled {
-            do { try await Task.sleep(for: tickInterval) } catch { return }
-            await engine.tick()
+        let ownership = self.ownership
+        await withGracefulShutdownHandler {
+            while !Task.isCancelled {
+                do { try await Task.sleep(for: tickInterval) } catch { return }
+                await engine.tick()
+            }
+        } onGracefulShutdown: {
+            ownership.stop()
         }
     }
 

@@ -9,6 +9,12 @@ final class Ownership: Sendable {
         var counter: UInt64 = 0
     }
     private let state = Mutex(State())
+    private let stopping = Atomic<Bool>(false)
+
+    /// Shutdown began: deliveries that keep failing give up (nothing of theirs is committed; the next owner replays).
+    func stop() { stopping.store(true, ordering: .relaxed) }
+
+    var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
     func assign(_ partitions: [Int32]) {
         state.withLock { s in
