@@ -88,6 +88,7 @@ public enum AuditCheckpoint {
         for _ in 0..<windowCount {
             let key = WindowKey(destination: r.i64(), start: r.i64())
             var t = WindowTally()
+            t.known = true
             t.fired = r.i64(); t.received = r.i64(); t.late = r.i64(); t.duplicate = r.i64(); t.unmatched = r.i64()
             t.pendingReceipts = r.i64(); t.revision = r.u64()
             let flags = r.u8()

@@ -40,7 +40,7 @@ public struct PartitionAudit: Sendable {
     private var nextCloseAt = Int64.max
     private var nextEvictAt = Int64.max
     /// Per destination, what changed since `takeMetrics()` (not checkpointed: metrics restart with the process).
-    var metrics: [Int64: AuditDeltas] = [:]
+    var metrics: [(Int64, AuditDeltas)] = []
 
     public init(partition: Int32, windowMs: Int64, graceMs: Int64, retentionMs: Int64? = nil) {
         precondition(windowMs > 0 && graceMs >= 0)
@@ -86,7 +86,10 @@ public struct PartitionAudit: Sendable {
 
     private mutating func fired(_ event: PixelSighting) {
         let start = windowStart(event.ts)
-        if let entry = pixels[event.key] {
+        let fresh = PixelEntry(destination: event.destinationID, window: start, status: .fired)
+        // Insert first (one lookup on the common path: a new pixel); put the old entry back if there was one.
+        if let entry = isExpired(start) ? pixels[event.key] : pixels.updateValue(fresh, forKey: event.key) {
+            pixels[event.key] = entry
             switch entry.status {
             case .fired, .received:
                 return  // the same pixel fired again (a replayed producer write): it counts once
@@ -117,18 +120,18 @@ public struct PartitionAudit: Sendable {
             note(event.destinationID) { $0.expired += 1 }
             return
         }
-        pixels[event.key] = PixelEntry(destination: event.destinationID, window: start, status: .fired)
         update(WindowKey(destination: event.destinationID, start: start)) { $0.fired += 1 }
         note(event.destinationID) { $0.fired += 1 }
     }
 
     private mutating func received(_ event: PixelSighting) {
-        if var entry = pixels[event.key] {
+        if let index = pixels.index(forKey: event.key) {
+            var entry = pixels.values[index]
             let key = WindowKey(destination: entry.destination, start: entry.window)
             switch entry.status {
             case .fired:
                 entry.status = .received
-                pixels[event.key] = entry
+                pixels.values[index] = entry
                 var late = false
                 update(key) { t in
                     t.received += 1
@@ -140,7 +143,7 @@ public struct PartitionAudit: Sendable {
                 note(entry.destination) { $0.duplicate += 1 }
             case .pendingReceipt:
                 if entry.extraReceipts < UInt16.max { entry.extraReceipts += 1 }
-                pixels[event.key] = entry
+                pixels.values[index] = entry
                 note(entry.destination) { $0.duplicate += 1 }
             }
             return
@@ -163,25 +166,36 @@ public struct PartitionAudit: Sendable {
     /// Changes a window's tally, creating it (closed already if its time has passed); a change to a closed window
     /// makes it due for publication again.
     private mutating func update(_ key: WindowKey, _ change: (inout WindowTally) -> Void) {
-        let existing = windows.removeValue(forKey: key)
-        var tally = existing ?? WindowTally()
         let closeAt = key.start + windowMs + graceMs
-        if existing == nil, watermark != Int64.min, closeAt <= watermark {
-            tally.closed = true
-            nextEvictAt = min(nextEvictAt, closeAt + retentionMs)
+        let dueAlready = watermark != Int64.min && closeAt <= watermark
+        var closed = false
+        Self.modify(&windows[key, default: WindowTally()]) { tally in  // one lookup, changed in place
+            if !tally.known {
+                tally.known = true
+                tally.closed = dueAlready
+            }
+            change(&tally)
+            if tally.closed {
+                tally.dirty = true
+                tally.revision &+= 1
+            }
+            closed = tally.closed
         }
-        change(&tally)
-        if tally.closed {
-            tally.dirty = true
-            tally.revision &+= 1
-        } else {
-            nextCloseAt = min(nextCloseAt, closeAt)
-        }
-        windows[key] = tally
+        if closed { nextEvictAt = min(nextEvictAt, closeAt + retentionMs) }
+        else { nextCloseAt = min(nextCloseAt, closeAt) }
     }
 
+    private static func modify<T>(_ value: inout T, _ body: (inout T) -> Void) { body(&value) }
+
     private mutating func note(_ destination: Int64, _ change: (inout AuditDeltas) -> Void) {
-        change(&metrics[destination, default: AuditDeltas()])
+        // A handful of destinations: a linear scan beats hashing on every event.
+        for i in metrics.indices where metrics[i].0 == destination {
+            change(&metrics[i].1)
+            return
+        }
+        var deltas = AuditDeltas()
+        change(&deltas)
+        metrics.append((destination, deltas))
     }
 
     /// Moves event time forward (never back): closes the windows whose `end + grace` it reaches and forgets those
@@ -293,8 +307,8 @@ public struct PartitionAudit: Sendable {
 
     /// Metric changes since the last call, per destination.
     public mutating func takeMetrics() -> [Int64: AuditDeltas] {
-        defer { metrics = [:] }
-        return metrics
+        defer { metrics.removeAll(keepingCapacity: true) }
+        return Dictionary(metrics, uniquingKeysWith: { a, _ in a })
     }
 }
 
@@ -328,6 +342,8 @@ struct WindowTally: Sendable, Equatable {
     /// Closed and changed since its report was last published.
     var dirty = false
     var revision: UInt64 = 0
+    /// False only for the default value of a window being created.
+    var known = false
 }
 
 struct PixelEntry: Sendable, Equatable {

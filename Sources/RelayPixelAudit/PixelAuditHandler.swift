@@ -67,20 +67,37 @@ public final class PixelAuditHandler: RecordHandler {
 
     public func handle(_ records: [KafkaRecord]) async {
         guard !records.isEmpty else { return }
-        // Split into runs of one partition and generation, keeping offset order within each.
-        var runs: [[KafkaRecord]] = []
+        // Group by partition and generation (records of a partition arrive in long runs: compare with the previous
+        // record before hashing), as index lists into the batch so that no record is copied.
+        var runs: [Run] = []
         var index: [Pair: Int] = [:]
-        for record in records {
+        var current = -1
+        for i in records.indices {
+            let record = records[i]
+            if current >= 0, runs[current].partition == record.partition, runs[current].generation == record.generation,
+               runs[current].topic == record.topic
+            {
+                runs[current].indices.append(i)
+                continue
+            }
             let pair = Pair(tp: record.topicPartition, generation: record.generation)
-            if let i = index[pair] { runs[i].append(record) } else { index[pair] = runs.count; runs.append([record]) }
+            if let existing = index[pair] {
+                current = existing
+                runs[existing].indices.append(i)
+            } else {
+                current = runs.count
+                index[pair] = current
+                runs.append(Run(topic: record.topic, partition: record.partition, generation: record.generation,
+                                indices: [i]))
+            }
         }
-        if Set(runs.map { $0[0].topicPartition }).count == runs.count {
+        if Set(runs.map(\.partition)).count == runs.count {
             // Partitions are independent: decode and apply them concurrently (in order within each).
             await withDiscardingTaskGroup { group in
-                for run in runs { group.addTask { await self.handle(run: run) } }
+                for run in runs { group.addTask { await self.handle(run: run, of: records) } }
             }
         } else {
-            for run in runs { await handle(run: run) }
+            for run in runs { await handle(run: run, of: records) }
         }
         PixelAuditMetrics.events(records.count)
     }
@@ -90,20 +107,29 @@ public final class PixelAuditHandler: RecordHandler {
         let generation: UInt64
     }
 
-    private func handle(run records: [KafkaRecord]) async {
-        let tp = records[0].topicPartition
-        let generation = records[0].generation
+    private struct Run: Sendable {
+        let topic: String
+        let partition: Int32
+        let generation: UInt64
+        var indices: [Int]
+    }
+
+    private func handle(run: Run, of batch: [KafkaRecord]) async {
+        let tp = TopicPartition(run.topic, run.partition)
+        let generation = run.generation
         await ensureLoaded(tp, generation: generation)
         var sightings: [PixelSighting?] = []
-        sightings.reserveCapacity(records.count)
-        for record in records {
+        sightings.reserveCapacity(run.indices.count)
+        var malformed: [(Int, String)] = []
+        for i in run.indices {
             do {
-                sightings.append(try PixelSighting.decode(record.value))
+                sightings.append(try PixelSighting.decode(batch[i].value))
             } catch {
-                await deadLetter(record, reason: error.reason)
+                malformed.append((i, error.reason))
                 sightings.append(nil)
             }
         }
+        for (i, reason) in malformed { await deadLetter(batch[i], reason: reason) }
         let now = Self.nowMs()
         var gap: (Int64, Int64)?
         let (final, deltas) = slots.withLock { slots -> ([Int64], [Int64: AuditDeltas]) in
@@ -112,19 +138,21 @@ public final class PixelAuditHandler: RecordHandler {
             guard slot.generation == generation else { return ([], [:]) }
             if slot.fresh {
                 slot.fresh = false
-                if let first = records.first?.offset, first > slot.audit.nextOffset {
+                if let i = run.indices.first, batch[i].offset > slot.audit.nextOffset {
+                    let first = batch[i].offset
                     gap = (slot.audit.nextOffset, first)
                 }
             }
             var final: [Int64] = []
-            for (record, sighting) in zip(records, sightings) {
-                if record.offset < slot.checkpointed {
-                    final.append(record.offset)  // counted before the checkpoint on disk: nothing to do
+            for (i, sighting) in zip(run.indices, sightings) {
+                let offset = batch[i].offset
+                if offset < slot.checkpointed {
+                    final.append(offset)  // counted before the checkpoint on disk: nothing to do
                     continue
                 }
-                if let sighting { slot.audit.apply(sighting, offset: record.offset) }
-                else { slot.audit.skip(offset: record.offset) }
-                slot.uncovered.append(record.offset)
+                if let sighting { slot.audit.apply(sighting, offset: offset) }
+                else { slot.audit.skip(offset: offset) }
+                slot.uncovered.append(offset)
                 slot.changed = true
             }
             slot.lastRecordWall = now
