@@ -67,7 +67,7 @@ public struct RealtimeHandler: RecordHandler {
                     }
                 }
             } catch {
-                await keepMalformed(record, reason: error.reason)
+                await context.deadLetters.keepMalformed(record, reason: error.reason, logger: context.logger)
             }
             entries.append(RealtimeRouter.Entry(
                 partition: record.topicPartition, generation: record.generation,
@@ -96,24 +96,6 @@ public struct RealtimeHandler: RecordHandler {
                 return
             }
             try? await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
-    /// A malformed event is final once it is on the dead-letter topic; until then it is retried, never dropped.
-    private func keepMalformed(_ record: KafkaRecord, reason: String) async {
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                try await context.deadLetters.malformed(record, reason: reason)
-                context.logger.warning("malformed event dead-lettered",
-                                       metadata: ["source": "\(record.source)", "reason": "\(reason)"])
-                return
-            } catch {
-                context.logger.error("dead-letter write failed, retrying",
-                                     metadata: ["source": "\(record.source)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
-            }
         }
     }
 }

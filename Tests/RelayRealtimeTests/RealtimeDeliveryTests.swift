@@ -193,7 +193,9 @@ struct RealtimeDeliveryTests {
         let (worker, _) = try await setup.start()
         defer { Task { await worker.stop() } }
 
-        try await setup.produce((0..<7).map { Self.event("20\($0)", partition: 0) })
+        // Seven users and one malformed record (dead-lettered, then final like the others).
+        try await setup.produce((0..<7).map { Self.event("20\($0)", partition: 0) }
+            + [OutgoingRecord(topic: "", key: Array("bad".utf8), value: Array("{not json".utf8), partition: 0)])
         let arrived = await eventually(timeout: .seconds(60)) { Self.uuids(setup.partner.delivered("/a")).count >= 7 }
         #expect(arrived, "worker log:\n\(worker.log.suffix(3000))")
         let requests = setup.partner.delivered("/a")
@@ -208,7 +210,10 @@ struct RealtimeDeliveryTests {
         #expect(status == 0, "worker log:\n\(worker.log.suffix(3000))")
         let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
         let committed = try await admin.committedOffsets(group: setup.group, topic: setup.topics.qualifications)
-        #expect(committed.values.reduce(0, +) == 7)
+        #expect(committed.values.reduce(0, +) == 8)
+        let letters = try await setup.deadLetters()
+        #expect(letters.count == 1 && letters.first?.header("relay.error.class")?.stringValue == "malformed")
+        #expect(letters.first?.value == Array("{not json".utf8))
     }
 
     @Test("500s then recovery: nothing lost, each user's messages in event order; 429 Retry-After: 2 waits ≥ 2 s")
