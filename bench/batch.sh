@@ -7,6 +7,7 @@
 # N users (sum of the partitions' cut durations, they are written one after another) and the worker's peak memory
 # (VmHWM) per user held. Kafka timestamps are the produce time, so the run waits for the next minute's cut (every:
 # 1m, grace: 5s): up to about a minute of idle time is part of the run, not of the figures.
+export BENCH_BROKER_PORT="${BENCH_BROKER_PORT:-29292}"
 source "$(dirname "$0")/lib.sh"
 N="${1:-1000000}"
 PARTITIONS=8
@@ -40,7 +41,8 @@ WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
 FIRST=""
 while :; do
-  got=$(metric_sum "$METRICS_PORT" relay_records_consumed_total)
+  got=$(metric_sum "$METRICS_PORT" relay_records_consumed_total 2>/dev/null || true)
+  got=${got:-0}
   [ -z "$FIRST" ] && [ "$got" -gt 0 ] && FIRST=$(now_ms) && FIRST_COUNT=$got
   [ "$got" -ge "$N" ] && break
   kill -0 $WORKER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/worker.log"; exit 1; }
@@ -65,7 +67,7 @@ FULL_LINES=$(grep '"cut delivered"' "$WORK/worker.log" | grep '"destination":"60
 FULL_BYTES=$(cat outbound/dir_6002_*.sync.gz | wc -c)
 echo "bench: full file: $FULL_LINES users written in $FULL_MS ms ($(ls outbound | grep -c '^dir_6002_.*sync.gz$') parts, $FULL_BYTES bytes gzip); iter file: $ITER_MS ms"
 echo "bench: peak memory (VmHWM) $((PEAK_KB / 1024)) MiB for $N users in each of 2 destinations: $(( PEAK_KB * 1024 / (2 * N) )) bytes per user-destination (whole process)"
-STATE_BYTES=$(metric_sum "$METRICS_PORT" relay_batch_state_bytes)
-STATE_USERS=$(metric_sum "$METRICS_PORT" relay_batch_state_users)
+STATE_BYTES=$(metric_sum "$METRICS_PORT" relay_batch_state_bytes || echo 0)
+STATE_USERS=$(metric_sum "$METRICS_PORT" relay_batch_state_users || echo 0)
 [ "$STATE_USERS" -gt 0 ] && echo "bench: user state: $STATE_USERS users held, $STATE_BYTES bytes: $(( STATE_BYTES / STATE_USERS )) bytes per user"
 ls outbound | grep '\.info$'
