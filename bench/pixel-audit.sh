@@ -21,6 +21,8 @@ destinations:
   - {id: 7004, name: px-d, kind: url, url: "http://d.example/s?seg=%alias%", mappings: [{segment: 1}]}
 YAML
 cd "$BENCH_DIR"
+# lib.sh's EXIT trap runs scripts/broker.sh relative to the repository: stop the broker from there.
+trap 'cd "$RELAY_ROOT" && bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
 "$BIN/relayctl" topics create --config pixel-audit.yaml --partitions 8 >/dev/null
 echo "bench: producing $FIRED fired pixels and their receipts (keyed by pixel_id)"
 # Fired ts spread over one hour (six 10-minute windows), receipts 1.5 s after their fired event.
@@ -37,6 +39,7 @@ PORT=29103
 "$BIN/relay-pixel-audit" --config pixel-audit.yaml --metrics-port $PORT --group bench-pixel-audit \
   2>"$BENCH_DIR/relay-pixel-audit.log" &
 PID=$!
+trap 'kill $PID 2>/dev/null || true; cd "$RELAY_ROOT" && bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
 until [ "$(metric_sum $PORT pixel_audit_events_total)" -gt 0 ]; do sleep 0.02; done
 START=$(now_ms)
 until [ "$(metric_sum $PORT pixel_audit_events_total)" -ge "$EVENTS" ]; do sleep 0.05; done
