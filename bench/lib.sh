@@ -24,9 +24,9 @@ bench_build() {  # bench_build PRODUCT...: release build of the products, BIN po
 }
 
 bench_broker() {  # a fresh in-memory broker for this run
-  bash scripts/broker.sh stop >/dev/null 2>&1 || true
-  bash scripts/broker.sh start >&2
-  trap 'bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
+  bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true
+  bash "$RELAY_ROOT/scripts/broker.sh" start >&2
+  trap 'bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
 }
 
 now_ms() { date +%s%3N; }

@@ -2,4 +2,3 @@
 RELAY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$RELAY_ROOT/.local/bin:$PATH"
 export LD_LIBRARY_PATH="$RELAY_ROOT/.local/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export RELAY_BROKERS="${RELAY_BROKERS:-127.0.0.1:9092}"
