@@ -30,8 +30,24 @@ struct AliasSetPool: Sendable {
     private(set) var sets: [[UInt16]] = [[]]
     private var lookup: [[UInt16]: Int32] = [[]: 0]
 
+    /// Sets of up to four aliases by a packed key (alias + 1 in each 16 bits): the common case hashes one word.
+    private var small: [UInt64: Int32] = [0: 0]
+
     /// The number of `set`, which must be sorted and free of duplicates.
     mutating func intern(_ set: [UInt16]) -> Int32 {
+        if set.count <= 4, set.allSatisfy({ $0 < UInt16.max }) {
+            var key: UInt64 = 0
+            for alias in set { key = key << 16 | UInt64(alias + 1) }
+            if let number = small[key] { return number }
+            let number = add(set)
+            small[key] = number
+            return number
+        }
+        if let number = lookup[set] { return number }
+        return add(set)
+    }
+
+    private mutating func add(_ set: [UInt16]) -> Int32 {
         if let number = lookup[set] { return number }
         let number = Int32(sets.count)
         sets.append(set)

@@ -9,24 +9,45 @@ struct BatchDestinationPlan: Sendable {
     let catalog: AliasCatalog
     let delivery: any BatchDelivery
 
+    struct AliasEntry: Sendable {
+        var alias: UInt16
+        var from: Int64
+        var until: Int64
+    }
+    /// Per mapped segment, its aliases (numbers) with the mapping's active range in ms.
+    let aliasesBySegment: [Int64: [AliasEntry]]
+
     init(destination: Destination, settings: BatchSettings, delivery: any BatchDelivery) {
         self.destination = destination
         self.settings = settings
         schedule = CutSchedule(settings)
         names = BatchFileNames(destinationID: destination.id, settings: settings)
-        catalog = AliasCatalog(destination)
+        let catalog = AliasCatalog(destination)
+        self.catalog = catalog
         self.delivery = delivery
+        var bySegment: [Int64: [AliasEntry]] = [:]
+        for mapping in destination.mappings {
+            bySegment[mapping.segment, default: []].append(AliasEntry(
+                alias: catalog.number(of: mapping.alias) ?? 0,
+                from: mapping.start?.startMilliseconds ?? .min, until: mapping.end?.endMilliseconds ?? .max))
+        }
+        aliasesBySegment = bySegment
     }
 
     var id: Int { destination.id }
 
-    /// The set of realized mapped aliases an event leaves the user with (mapping dates at the event's `ts`).
+    /// The set of realized mapped aliases an event leaves the user with (mapping dates at the event's `ts`, as
+    /// ``Destination/mapped(_:)`` decides), from a segment-indexed table of alias numbers: no strings per event.
     func aliasSet(_ qualification: Qualification) -> [UInt16] {
         var set: [UInt16] = []
-        for mapped in destination.mapped(qualification) where mapped.realized {
-            if let n = catalog.number(of: mapped.alias), !set.contains(n) { set.append(n) }
+        let ts = qualification.timestamp
+        for segment in qualification.segments where segment.realized {
+            guard let entries = aliasesBySegment[segment.id] else { continue }
+            for entry in entries where entry.from <= ts && ts <= entry.until && !set.contains(entry.alias) {
+                set.append(entry.alias)
+            }
         }
-        set.sort()
+        if set.count > 1 { set.sort() }
         return set
     }
 }

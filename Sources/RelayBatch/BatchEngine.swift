@@ -148,13 +148,11 @@ actor BatchEngine {
                     }
                 }
                 if let event {
-                    var d = state.dests[i]
-                    state.dests[i] = DestinationPartitionState()
-                    let set = d.pool.intern(plan.aliasSet(event))
+                    // Mutated in place (no copy of the table).
+                    let set = state.dests[i].pool.intern(plan.aliasSet(event))
                     let dpid = plan.settings.masterDPID
-                    d.table.update(uuid: event.uuid, id: dpid == 0 ? nil : event.userID(forDPID: dpid),
-                                   idIsUUID: dpid == 0, set: set)
-                    state.dests[i] = d
+                    state.dests[i].table.update(uuid: event.uuid, id: dpid == 0 ? nil : event.userID(forDPID: dpid),
+                                                idIsUUID: dpid == 0, set: set)
                 }
                 if state.dests[i].pendingFrom == nil { state.dests[i].pendingFrom = record.offset }
             }
