@@ -97,13 +97,11 @@ final class QualificationReader: Service, Sendable {
         if snapshotOffsets.isEmpty, store.userCount > 0 {
             throw StoreSnapshot.Failure(description: "snapshot of another topic loaded; remove \(directory)")
         }
-        let client = self.client
-        let partitions: [(TopicPartition, Int64, Int64)] = try await blocking { () throws -> [(TopicPartition, Int64, Int64)] in
-            let admin = try KafkaAdmin(configuration: client, logger: logger)
-            return try admin.topicPartitions(topic).map { tp in
-                let (low, high) = try admin.watermarks(tp)
-                return (tp, low, high)
-            }
+        let admin = try KafkaAdmin(configuration: client, logger: logger)
+        var partitions: [(TopicPartition, Int64, Int64)] = []
+        for tp in try await admin.topicPartitions(topic) {
+            let (low, high) = try await admin.watermarks(tp)
+            partitions.append((tp, low, high))
         }
         guard !partitions.isEmpty else {
             throw StoreSnapshot.Failure(description: "topic \(topic) has no partitions (does it exist?)")

@@ -82,28 +82,69 @@ public final class KafkaAdmin: Sendable {
     }
 
     /// Partition ids of a topic; throws `isUnknownTopic` when it does not exist.
-    public func partitions(of topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int32] {
-        let partitions = try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
+    public func partitions(of topic: String, timeoutMs: Int32 = 10_000) async throws(KafkaError) -> [Int32] {
+        let client = self.client
+        let partitions = try await RDKafkaClient.blocking { () throws(KafkaError) in
+            try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
+        }
         if partitions.isEmpty {
             throw KafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, operation: "metadata \(topic)")
         }
         return partitions
     }
 
-    public func topicPartitions(_ topic: String) throws(KafkaError) -> [TopicPartition] {
-        try partitions(of: topic).map { TopicPartition(topic, $0) }
+    public func topicPartitions(_ topic: String) async throws(KafkaError) -> [TopicPartition] {
+        try await partitions(of: topic).map { TopicPartition(topic, $0) }
     }
 
-    public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) throws(KafkaError)
+    /// Low and high watermark as ListOffsets answers them (see `endOffsets` for an end every broker agrees on).
+    public func watermarks(_ tp: TopicPartition, timeoutMs: Int32 = 10_000) async throws(KafkaError)
         -> (low: Int64, high: Int64)
     {
-        try client.watermarks(tp, timeoutMs: timeoutMs)
+        let client = self.client
+        return try await RDKafkaClient.blocking { () throws(KafkaError) in try client.watermarks(tp, timeoutMs: timeoutMs) }
     }
 
     public func offsetsForTimes(_ partitions: [TopicPartition], timestamp: Int64, timeoutMs: Int32 = 10_000)
-        throws(KafkaError) -> [TopicPartition: Int64]
+        async throws(KafkaError) -> [TopicPartition: Int64]
     {
-        try client.offsetsForTimes(partitions, timestamp: timestamp, timeoutMs: timeoutMs)
+        let client = self.client
+        return try await RDKafkaClient.blocking { () throws(KafkaError) in
+            try client.offsetsForTimes(partitions, timestamp: timestamp, timeoutMs: timeoutMs)
+        }
+    }
+
+    /// Every record of a topic that is there now, from the beginning to the current end of each partition, in
+    /// offset order per partition. Stops after `timeout` whatever happens.
+    public func readAll(_ topic: String, timeout: Duration = .seconds(30)) async throws(KafkaError) -> [KafkaRecord] {
+        let partitions = try await topicPartitions(topic)
+        let ends = try await endOffsets(partitions)
+        var starts: [TopicPartition: Int64] = [:]
+        for tp in partitions {
+            let low = try await watermarks(tp).low
+            if ends[tp]! > low { starts[tp] = low }
+        }
+        guard !starts.isEmpty else { return [] }
+        let reader = try KafkaConsumer(
+            configuration: ConsumerConfiguration(client: configuration, mode: .assign(starts, group: nil)),
+            logger: logger)
+        try reader.start()
+        let stopper = Task {
+            try await Task.sleep(for: timeout)
+            await reader.stopFetching()
+        }
+        var records: [KafkaRecord] = []
+        var remaining = Set(starts.keys)
+        for await batch in reader.batches() {
+            records += batch
+            for record in batch where record.offset + 1 >= ends[record.topicPartition]! {
+                remaining.remove(record.topicPartition)
+            }
+            if remaining.isEmpty { break }
+        }
+        stopper.cancel()
+        await reader.close()
+        return records
     }
 
     /// The end (high watermark) of each partition, as a fetch sees it.
@@ -115,7 +156,7 @@ public final class KafkaAdmin: Sendable {
         var result: [TopicPartition: Int64] = [:]
         var probes: [TopicPartition: Int64] = [:]
         for tp in partitions {
-            let (low, high) = try watermarks(tp)
+            let (low, high) = try await watermarks(tp)
             result[tp] = high
             if high > low { probes[tp] = high - 1 }
         }
@@ -146,7 +187,7 @@ public final class KafkaAdmin: Sendable {
     public func firstOffsets(atOrAfter timestamp: Int64, _ partitions: [TopicPartition]) async throws(KafkaError)
         -> [TopicPartition: Int64]
     {
-        var result = try offsetsForTimes(partitions, timestamp: timestamp)
+        var result = try await offsetsForTimes(partitions, timestamp: timestamp)
         let ends = try await endOffsets(partitions)
         let unresolved = result.filter { $0.value < ends[$0.key]! }
         guard !unresolved.isEmpty else { return result }
@@ -182,7 +223,16 @@ public final class KafkaAdmin: Sendable {
     }
 
     /// Consumer groups known to the cluster (all of them, or just `group`).
-    public func groups(_ group: String? = nil, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [GroupInfo] {
+    public func groups(_ group: String? = nil, timeoutMs: Int32 = 10_000) async throws(KafkaError) -> [GroupInfo] {
+        let client = self.client
+        return try await RDKafkaClient.blocking { () throws(KafkaError) in
+            try Self.listGroups(client, group, timeoutMs)
+        }
+    }
+
+    private static func listGroups(_ client: RDKafkaClient, _ group: String?, _ timeoutMs: Int32) throws(KafkaError)
+        -> [GroupInfo]
+    {
         var list: UnsafePointer<rd_kafka_group_list>?
         let err = rd_kafka_list_groups(client.handle, group, &list, timeoutMs)
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaError(err, operation: "listGroups") }
@@ -197,7 +247,7 @@ public final class KafkaAdmin: Sendable {
 
     /// A group's committed offsets on a topic (next offset to read); partitions without a commit are left out.
     public func committedOffsets(group: String, topic: String) async throws(KafkaError) -> [TopicPartition: Int64] {
-        let partitions = try topicPartitions(topic)
+        let partitions = try await topicPartitions(topic)
         let consumer = try groupHandle(group)
         let result: Result<[TopicPartition: Int64], KafkaError>
         do { result = .success(try await RDKafkaClient.blocking { () throws(KafkaError) in try consumer.committed(partitions) }) }
@@ -209,7 +259,7 @@ public final class KafkaAdmin: Sendable {
     /// Rewrites a group's committed offsets. Refused while the group has members: a running member would overwrite
     /// them with its own commits at once.
     public func resetOffsets(group: String, to offsets: [TopicPartition: Int64]) async throws(KafkaError) {
-        if let info = try groups(group).first, info.memberCount > 0 {
+        if let info = try await groups(group).first, info.memberCount > 0 {
             throw KafkaError.usage("group \(group) has \(info.memberCount) active member(s); stop them first",
                                    operation: "resetOffsets")
         }

@@ -7,31 +7,10 @@ public enum AuditTopicReader {
                             timeout: Duration = .seconds(30)) async throws -> Int
     {
         let admin = try KafkaAdmin(configuration: client, logger: logger)
-        var starts: [TopicPartition: Int64] = [:]
-        var ends: [TopicPartition: Int64] = [:]
-        for tp in try admin.topicPartitions(topic) {
-            let (low, high) = try admin.watermarks(tp)
-            if high > low { starts[tp] = low; ends[tp] = high }
-        }
-        guard !starts.isEmpty else { return 0 }
-        let consumer = try KafkaConsumer(
-            configuration: ConsumerConfiguration(client: client, mode: .assign(starts, group: nil)), logger: logger)
-        try consumer.start()
-        let stopper = Task {
-            try await Task.sleep(for: timeout)
-            await consumer.stopFetching()
-        }
         var count = 0
-        var remaining = Set(ends.keys)
-        for await batch in consumer.batches() {
-            for record in batch {
-                if let report = try? AuditReport.decode(record.value) { book.apply(report); count += 1 }
-                if record.offset + 1 >= ends[record.topicPartition]! { remaining.remove(record.topicPartition) }
-            }
-            if remaining.isEmpty { break }
+        for record in try await admin.readAll(topic, timeout: timeout) {
+            if let report = try? AuditReport.decode(record.value) { book.apply(report); count += 1 }
         }
-        stopper.cancel()
-        await consumer.close()
         return count
     }
 }

@@ -361,10 +361,7 @@ public final class PixelAuditHandler: RecordHandler {
         let logger = context.logger
         while !Task.isCancelled {
             do {
-                let partitions = try await feedIO.run { () throws -> [TopicPartition] in
-                    let admin = try KafkaAdmin(configuration: client, logger: logger)
-                    return try admin.topicPartitions(topic)
-                }
+                let partitions = try await KafkaAdmin(configuration: client, logger: logger).topicPartitions(topic)
                 let consumer = try KafkaConsumer(
                     configuration: ConsumerConfiguration(
                         client: client,

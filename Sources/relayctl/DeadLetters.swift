@@ -44,43 +44,13 @@ struct DeadLetters: AsyncParsableCommand {
     }
 }
 
-/// Reads a topic from its beginning to its current end, then stops.
+/// Reads the dead-letter topic from its beginning to its current end.
 enum DeadLetterReader {
     static func readAll(config: RelayConfig, topic: String? = nil) async throws -> [KafkaRecord] {
         let topic = topic ?? config.kafka.topics.deadLetter
         let admin = try CLI.admin(config)
-        let partitions = try CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
-        var ends: [TopicPartition: Int64] = [:]
-        var starts: [TopicPartition: Int64] = [:]
-        let highs = try await admin.endOffsets(partitions)
-        for tp in partitions {
-            let (low, high) = (try admin.watermarks(tp).low, highs[tp]!)
-            if high > low {
-                ends[tp] = high
-                starts[tp] = low
-            }
-        }
-        guard !starts.isEmpty else { return [] }
-        let consumer = try KafkaConsumer(
-            configuration: ConsumerConfiguration(client: try CLI.client(config), mode: .assign(starts, group: nil)),
-            logger: CLI.logger)
-        try consumer.start()
-        // Stop after 30 s whatever happens (a partition's end may hold only a transaction marker).
-        let stopper = Task {
-            try await Task.sleep(for: .seconds(30))
-            await consumer.stopFetching()
-        }
-        var records: [KafkaRecord] = []
-        var remaining = Set(ends.keys)
-        for await batch in consumer.batches() {
-            records += batch
-            for record in batch where record.offset + 1 >= ends[record.topicPartition] ?? 0 {
-                remaining.remove(record.topicPartition)
-            }
-            if remaining.isEmpty { break }
-        }
-        stopper.cancel()
-        await consumer.close()
+        _ = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
+        let records = try await admin.readAll(topic)
         return records.sorted { ($0.timestamp, $0.partition, $0.offset) < ($1.timestamp, $1.partition, $1.offset) }
     }
 }

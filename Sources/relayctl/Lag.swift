@@ -36,14 +36,14 @@ enum LagReport {
     static func collect(admin: KafkaAdmin, config: RelayConfig, group: String?) async throws -> [Row] {
         let groups: [String]
         if let group { groups = [group] } else {
-            do { groups = try admin.groups().map(\.name) } catch {
+            do { groups = try await admin.groups().map(\.name) } catch {
                 throw CLIError("cannot reach the brokers at \(config.kafka.bootstrapServers): \(error)")
             }
         }
         let topics = [config.kafka.topics.qualifications, config.kafka.topics.pixelEvents]
         var rows: [Row] = []
         for topic in topics {
-            guard let partitions = try? admin.topicPartitions(topic) else { continue }
+            guard let partitions = try? await admin.topicPartitions(topic) else { continue }
             let ends = try await admin.endOffsets(partitions)
             for g in groups {
                 let committed = try await admin.committedOffsets(group: g, topic: topic)

@@ -43,7 +43,7 @@ struct Produce: AsyncParsableCommand {
         let config = try options.load()
         let topic = self.topic ?? config.kafka.topics.qualifications
         let admin = try CLI.admin(config)
-        _ = try CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
+        _ = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         let producer = try KafkaProducer(configuration: try CLI.client(config), logger: CLI.logger)
         let progress = Progress(total: sample)
         let failures = Atomic<Int>(0)

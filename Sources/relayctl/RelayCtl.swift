@@ -55,9 +55,9 @@ enum CLI {
     }
 
     /// Partitions of a topic, or a clear error when the broker is unreachable or the topic is missing.
-    static func partitions(_ admin: KafkaAdmin, topic: String, brokers: String) throws -> [TopicPartition] {
+    static func partitions(_ admin: KafkaAdmin, topic: String, brokers: String) async throws -> [TopicPartition] {
         do {
-            return try admin.topicPartitions(topic)
+            return try await admin.topicPartitions(topic)
         } catch where error.isUnknownTopic {
             throw CLIError("topic \(topic) does not exist (create it with `relayctl topics create`)")
         } catch {

@@ -55,10 +55,10 @@ struct Replay: AsyncParsableCommand {
         let topic = self.topic ?? (group.contains("pixel-audit") ? config.kafka.topics.pixelEvents
                                                                  : config.kafka.topics.qualifications)
         let admin = try CLI.admin(config)
-        let partitions = try CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
+        let partitions = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         var target: [TopicPartition: Int64] = [:]
         if toEarliest {
-            for tp in partitions { target[tp] = try admin.watermarks(tp).low }
+            for tp in partitions { target[tp] = try await admin.watermarks(tp).low }
         } else if let toTimestamp, let ms = Self.parseTimestamp(toTimestamp) {
             target = try await admin.firstOffsets(atOrAfter: ms, partitions)
         } else {

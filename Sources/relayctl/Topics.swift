@@ -35,7 +35,7 @@ struct Topics: AsyncParsableCommand {
                 throw CLIError("cannot create topics at \(config.kafka.bootstrapServers): \(error)")
             }
             for name in names {
-                let count = (try? admin.partitions(of: name).count).map { "\($0) partitions" } ?? "?"
+                let count = (try? await admin.partitions(of: name).count).map { "\($0) partitions" } ?? "?"
                 print("\(name): \(result[name] == .created ? "created" : "exists") (\(count))")
             }
         }

@@ -52,13 +52,13 @@ struct KafkaRoundTripTests {
         let topic = TestBroker.uniqueName("create")
         #expect(try await admin.createTopics([topic], partitions: 3) == [topic: .created])
         #expect(try await admin.createTopics([topic], partitions: 5) == [topic: .alreadyExists])
-        #expect(try admin.partitions(of: topic) == [0, 1, 2])
+        #expect(try await admin.partitions(of: topic) == [0, 1, 2])
     }
 
     @Test("an unknown topic is a clear error")
-    func unknownTopic() throws {
+    func unknownTopic() async throws {
         let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
-        #expect(throws: KafkaError.self) { try admin.partitions(of: TestBroker.uniqueName("missing")) }
+        await #expect(throws: KafkaError.self) { try await admin.partitions(of: TestBroker.uniqueName("missing")) }
     }
 }
 

@@ -115,17 +115,15 @@ struct AuditRig {
     func resetToEarliest() async throws {
         let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
         var offsets: [TopicPartition: Int64] = [:]
-        for tp in try admin.topicPartitions(topics.pixelEvents) { offsets[tp] = try admin.watermarks(tp).0 }
+        for tp in try await admin.topicPartitions(topics.pixelEvents) { offsets[tp] = try await admin.watermarks(tp).0 }
         try await admin.resetOffsets(group: group, to: offsets)
     }
 
     func fullyCommitted() async throws -> Bool {
         let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
         let committed = try await admin.committedOffsets(group: group, topic: topics.pixelEvents)
-        for tp in try admin.topicPartitions(topics.pixelEvents) {
-            let high = try admin.watermarks(tp).1
-            if high > 0, (committed[tp] ?? -1) < high { return false }
-        }
+        let ends = try await admin.endOffsets(try await admin.topicPartitions(topics.pixelEvents))
+        for (tp, high) in ends where high > 0 && (committed[tp] ?? -1) < high { return false }
         return true
     }
 }

@@ -58,33 +58,7 @@ public enum TestBroker {
 
     /// Reads every record of a topic that is there now (from the beginning to the current end).
     public static func readAll(_ topic: String, timeout: Duration = .seconds(30)) async throws -> [KafkaRecord] {
-        let admin = try KafkaAdmin(configuration: client, logger: logger)
-        var starts: [TopicPartition: Int64] = [:]
-        var ends: [TopicPartition: Int64] = [:]
-        let partitions = try admin.topicPartitions(topic)
-        let highs = try await admin.endOffsets(partitions)
-        for tp in partitions {
-            let low = try admin.watermarks(tp).low
-            if highs[tp]! > low { starts[tp] = low; ends[tp] = highs[tp]! }
-        }
-        guard !starts.isEmpty else { return [] }
-        let consumer = try KafkaConsumer(
-            configuration: ConsumerConfiguration(client: client, mode: .assign(starts, group: nil)), logger: logger)
-        try consumer.start()
-        let stopper = Task {
-            try await Task.sleep(for: timeout)
-            await consumer.stopFetching()
-        }
-        var records: [KafkaRecord] = []
-        var remaining = Set(ends.keys)
-        for await batch in consumer.batches() {
-            records += batch
-            for r in batch where r.offset + 1 >= ends[r.topicPartition]! { remaining.remove(r.topicPartition) }
-            if remaining.isEmpty { break }
-        }
-        stopper.cancel()
-        await consumer.close()
-        return records
+        try await KafkaAdmin(configuration: client, logger: logger).readAll(topic, timeout: timeout)
     }
 }
 
