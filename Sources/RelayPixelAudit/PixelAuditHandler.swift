@@ -200,20 +200,7 @@ public final class PixelAuditHandler: RecordHandler {
 
     private func deadLetter(_ record: KafkaRecord, reason: String) async {
         PixelAuditMetrics.malformed()
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                try await context.deadLetters.malformed(record, reason: reason)
-                context.logger.warning("malformed pixel event dead-lettered",
-                                       metadata: ["source": "\(record.source)", "reason": "\(reason)"])
-                return
-            } catch {
-                context.logger.error("dead-letter write failed, retrying",
-                                     metadata: ["source": "\(record.source)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
-            }
-        }
+        await context.deadLetters.keepMalformed(record, reason: reason, logger: context.logger)
     }
 
     public func partitionsAssigned(_ partitions: [TopicPartition]) {
