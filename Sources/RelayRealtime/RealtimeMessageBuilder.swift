@@ -28,7 +28,7 @@ public struct RealtimeMessageBuilder: Sendable {
         out.reserveCapacity(160 + users.count * 200)
         out.append(contentsOf: #"{"ProcessTime":"#.utf8)
         out.append(UInt8(ascii: "\""))
-        Self.appendISO8601(milliseconds: processTime, to: &out)
+        Timestamps.appendISO8601(milliseconds: processTime, to: &out)
         out.append(UInt8(ascii: "\""))
         out.append(contentsOf: #","User_DPID":"#.utf8)
         Self.appendString(String(userDPID), to: &out)
@@ -54,7 +54,7 @@ public struct RealtimeMessageBuilder: Sendable {
                 Self.appendString(segment.alias, to: &out)
                 out.append(contentsOf: segment.realized ? #","Status":"1","DateTime":"#.utf8 : #","Status":"0","DateTime":"#.utf8)
                 out.append(UInt8(ascii: "\""))
-                Self.appendISO8601(milliseconds: user.timestamp, to: &out)
+                Timestamps.appendISO8601(milliseconds: user.timestamp, to: &out)
                 out.append(UInt8(ascii: "\""))
                 out.append(UInt8(ascii: "}"))
             }
@@ -83,45 +83,6 @@ public struct RealtimeMessageBuilder: Sendable {
         return id
     }
 
-    /// `2026-11-29T20:13:16Z` (seconds, UTC), as ``Timestamps/iso8601(milliseconds:)`` writes it, without
-    /// formatting through Foundation (this runs for every user of every message).
-    static func appendISO8601(milliseconds: Int64, to out: inout [UInt8]) {
-        var seconds = milliseconds / 1000
-        if milliseconds < 0, milliseconds % 1000 != 0 { seconds -= 1 }
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondsOfDay = seconds - days * 86_400
-        // Howard Hinnant's days-to-civil algorithm.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        guard (0...9999).contains(year) else {
-            out.append(contentsOf: Timestamps.iso8601(milliseconds: milliseconds).utf8)
-            return
-        }
-        func two(_ value: Int64) {
-            out.append(UInt8(ascii: "0") + UInt8(value / 10))
-            out.append(UInt8(ascii: "0") + UInt8(value % 10))
-        }
-        two(year / 100)
-        two(year % 100)
-        out.append(UInt8(ascii: "-"))
-        two(month)
-        out.append(UInt8(ascii: "-"))
-        two(day)
-        out.append(UInt8(ascii: "T"))
-        two(secondsOfDay / 3600)
-        out.append(UInt8(ascii: ":"))
-        two(secondsOfDay / 60 % 60)
-        out.append(UInt8(ascii: ":"))
-        two(secondsOfDay % 60)
-        out.append(UInt8(ascii: "Z"))
-    }
 
     static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
         if value < 0 {

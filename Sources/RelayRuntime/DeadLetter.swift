@@ -136,13 +136,41 @@ public enum Timestamps {
     }
 
     public static func iso8601(milliseconds: Int64) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(20)
+        appendISO8601(milliseconds: milliseconds, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `2026-11-29T20:13:16Z` (seconds, UTC) as bytes, without Foundation: partner formats write one for
+    /// every user of every message.
+    public static func appendISO8601(milliseconds: Int64, to out: inout [UInt8]) {
         var seconds = milliseconds / 1000
         if milliseconds < 0, milliseconds % 1000 != 0 { seconds -= 1 }
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         let secondsOfDay = Int(seconds - days * 86_400)
-        let (y, m, d) = civilDate(daysSinceEpoch: days)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", y, m, d, secondsOfDay / 3600,
-                      secondsOfDay / 60 % 60, secondsOfDay % 60)
+        let (year, month, day) = civilDate(daysSinceEpoch: days)
+        func digits(_ value: Int, _ count: Int) {
+            var divisor = 1
+            for _ in 1..<count { divisor *= 10 }
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+                divisor /= 10
+            }
+        }
+        if year < 0 { out.append(UInt8(ascii: "-")) }
+        digits(abs(year), 4)
+        out.append(UInt8(ascii: "-"))
+        digits(month, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(day, 2)
+        out.append(UInt8(ascii: "T"))
+        digits(secondsOfDay / 3600, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secondsOfDay / 60 % 60, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secondsOfDay % 60, 2)
+        out.append(UInt8(ascii: "Z"))
     }
 
     /// Accepts `2026-11-29T20:13:16Z`, with optional fractional seconds or a `+hh:mm` offset.

@@ -41,14 +41,20 @@ struct RealtimeMessageFormatTests {
         #expect(json?["User_count"] as? String == "2")
     }
 
-    @Test func dateTimesMatchTheRuntimeFormatter() {
+    @Test func dateTimesMatchFoundationsFormatter() {
+        // Foundation as an independent oracle for the byte formatter (seconds, UTC). Foundation switches to the
+        // Julian calendar before 1582, so the samples stay within 1906-2286; ours is proleptic Gregorian.
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
         var rng = SystemRandomNumberGenerator()
-        let samples: [Int64] = [0, -1, 999, 1000, 951_782_400_000, 4_107_542_399_999, -62_135_596_800_000]
-            + (0..<2000).map { _ in Int64.random(in: -10_000_000_000_000...10_000_000_000_000, using: &rng) }
+        let samples: [Int64] = [0, -1, 999, 1000, 951_782_400_000, 4_107_542_399_999]
+            + (0..<2000).map { _ in Int64.random(in: -2_000_000_000_000...10_000_000_000_000, using: &rng) }
         for ms in samples {
             var out: [UInt8] = []
-            RealtimeMessageBuilder.appendISO8601(milliseconds: ms, to: &out)
-            #expect(String(decoding: out, as: UTF8.self) == Timestamps.iso8601(milliseconds: ms), "\(ms)")
+            Timestamps.appendISO8601(milliseconds: ms, to: &out)
+            let seconds = (Double(ms) / 1000).rounded(.down)
+            let expected = formatter.string(from: Date(timeIntervalSince1970: seconds))
+            #expect(String(decoding: out, as: UTF8.self) == expected, "\(ms)")
         }
     }
 
