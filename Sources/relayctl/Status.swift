@@ -111,22 +111,27 @@ enum StatusScreen {
             totals[key, default: Total()].end += row.end
         }
         let members = Dictionary(infos.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let groupWidth = 2 + ((rows.map(\.group.count) + expected.map(\.0.count)).max() ?? 0)
+        let topicWidth = 2 + ((rows.map(\.partition.topic.count) + expected.map(\.1.count)).max() ?? 0)
+        func row(_ group: String, _ topic: String, _ rest: String) -> String {
+            "  " + pad(group, max(22, groupWidth)) + pad(topic, max(22, topicWidth)) + rest
+        }
         var lines = ["CONSUMER GROUPS"]
-        lines.append("  " + pad("GROUP", 22) + pad("TOPIC", 22) + pad("MEMBERS", 9) + pad("STATE", 14)
-                     + pad("COMMITTED", 11) + pad("END", 12) + "LAG")  // COMMITTED: partitions with a commit / all
+        // COMMITTED: partitions with a committed offset / all partitions.
+        lines.append(row("GROUP", "TOPIC", pad("MEMBERS", 9) + pad("STATE", 14) + pad("COMMITTED", 11) + pad("END", 12)
+                         + "LAG"))
         for (group, topic) in expected where totals["\(group)\t\(topic)"] == nil {
             let info = members[group]
-            lines.append("  " + pad(group, 22) + pad(topic, 22) + pad(info.map { "\($0.memberCount)" } ?? "0", 9)
-                         + pad(info?.state ?? "-", 14) + "no commits yet")
+            lines.append(row(group, topic, pad(info.map { "\($0.memberCount)" } ?? "0", 9) + pad(info?.state ?? "-", 14)
+                             + "no commits yet"))
         }
         for key in order.sorted() {
             let parts = key.split(separator: "\t").map(String.init)
             let total = totals[key]!
             let info = members[parts[0]]
-            let memberCount = info.map { "\($0.memberCount)" } ?? "0"
-            lines.append("  " + pad(parts[0], 22) + pad(parts[1], 22) + pad(memberCount, 9)
-                         + pad(info?.state ?? "-", 14) + pad("\(total.committed)/\(total.partitions)", 11)
-                         + pad("\(total.end)", 12) + "\(total.lag)")
+            lines.append(row(parts[0], parts[1], pad(info.map { "\($0.memberCount)" } ?? "0", 9)
+                             + pad(info?.state ?? "-", 14) + pad("\(total.committed)/\(total.partitions)", 11)
+                             + pad("\(total.end)", 12) + "\(total.lag)"))
         }
         lines.append("  relay-edge reads every partition and commits nothing (no group).")
         return lines
