@@ -198,11 +198,11 @@ struct PixelAuditWorkerTests {
         #expect(badStatus == 400)
 
         // Metrics.
-        #expect(await AuditRig.metric(port, #"pixel_audit_fired_total{destination="7001"}"#) == 250)
-        #expect(await AuditRig.metric(port, #"pixel_audit_received_total{destination="7001"}"#) == 230)
-        #expect(await AuditRig.metric(port, #"pixel_audit_late_receipts_total{destination="7001"}"#) == 10)
-        #expect(await AuditRig.metric(port, #"pixel_audit_alert{destination="7002"}"#) == 1)
-        #expect(await AuditRig.metric(port, #"pixel_audit_loss_rate{destination="7002"}"#) == 0.12)
+        #expect(await AuditRig.metric(port, #"relay_pixel_audit_fired_total{destination="7001"}"#) == 250)
+        #expect(await AuditRig.metric(port, #"relay_pixel_audit_received_total{destination="7001"}"#) == 230)
+        #expect(await AuditRig.metric(port, #"relay_pixel_audit_late_receipts_total{destination="7001"}"#) == 10)
+        #expect(await AuditRig.metric(port, #"relay_pixel_audit_alert{destination="7002"}"#) == 1)
+        #expect(await AuditRig.metric(port, #"relay_pixel_audit_loss_rate{destination="7002"}"#) == 0.12)
 
         // relayctl pixel report: the table and the chart from the audit topic.
         let ctl = try WorkerProcess("relayctl", arguments: ["pixel", "report", "--config", rig.config.path,
@@ -236,14 +236,14 @@ struct PixelAuditWorkerTests {
         for i in 0..<60 { first.append(AuditRig.received("k\(i)", 7001, f0 + 500)) }
         try await rig.produce(first)
         var (worker, port) = try await rig.startWorker()
-        #expect(await eventually { await AuditRig.metric(port, "pixel_audit_events_total") == 200 })
+        #expect(await eventually { await AuditRig.metric(port, "relay_pixel_audit_events_total") == 200 })
         #expect(try await eventually { try await rig.fullyCommitted() })  // checkpointed, then committed
         var second: [PixelEvent] = []
         for i in 60..<80 { second.append(AuditRig.received("k\(i)", 7001, f0 + 600)) }
         for i in 0..<36 { second.append(AuditRig.received("m\(i)", 7002, f0 + 600)) }
         try await rig.produce(second)
         #expect(await eventually(every: .milliseconds(20)) {
-            await AuditRig.metric(port, "pixel_audit_events_total") == 256
+            await AuditRig.metric(port, "relay_pixel_audit_events_total") == 256
         })
         worker.kill()  // right away: these receipts are very likely neither checkpointed nor committed
         #expect(await worker.waitForExit() != 0)
@@ -310,8 +310,8 @@ struct PixelAuditWorkerTests {
         expectCounts(try await rig.report(7001, f0), fired: 500, received: 400, alert: false)  // 20 %: not above
         expectCounts(try await rig.report(7002, f0), fired: 500, received: 400, alert: true)
         expectCounts(try await rig.report(7001, f0 + 2_000), fired: 1_000, received: 950, alert: false)
-        let processedA = await AuditRig.metric(portA, "pixel_audit_events_total") ?? 0
-        let processedB = await AuditRig.metric(portB, "pixel_audit_events_total") ?? 0
+        let processedA = await AuditRig.metric(portA, "relay_pixel_audit_events_total") ?? 0
+        let processedB = await AuditRig.metric(portB, "relay_pixel_audit_events_total") ?? 0
         #expect(processedA > 0 && processedB > 0)
         #expect(processedA + processedB >= 3_754)  // every event read at least once
     }
