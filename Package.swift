@@ -31,6 +31,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.24.0"),
+        // Already in the graph through the packages above; named because the modules import them directly.
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.70.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -69,6 +72,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // One library per integration (tests import them), one thin executable each.
@@ -78,6 +82,10 @@ let package = Package(
                 "RelayRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .target(
@@ -86,6 +94,11 @@ let package = Package(
                 "RelayRuntime",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .target(
@@ -94,16 +107,34 @@ let package = Package(
                 "RelayRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .target(
             name: "RelayPixelAudit",
-            dependencies: ["RelayRuntime"]
+            dependencies: [
+                "RelayRuntime",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
-        .executableTarget(name: "relay-realtime", dependencies: ["RelayRealtime"]),
-        .executableTarget(name: "relay-batch", dependencies: ["RelayBatch"]),
-        .executableTarget(name: "relay-edge", dependencies: ["RelayEdge"]),
-        .executableTarget(name: "relay-pixel-audit", dependencies: ["RelayPixelAudit"]),
+        .executableTarget(name: "relay-realtime", dependencies: ["RelayRealtime", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "relay-batch", dependencies: ["RelayBatch", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(
+            name: "relay-edge",
+            dependencies: [
+                "RelayEdge", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "relay-pixel-audit", dependencies: ["RelayPixelAudit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "relayctl",
             dependencies: [
@@ -112,6 +143,7 @@ let package = Package(
                 "RelayBatch",
                 "RelayPixelAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
@@ -125,7 +157,12 @@ let package = Package(
         // Shared by the integration tests: the broker, worker processes, temporary configs.
         .target(
             name: "RelayTestSupport",
-            dependencies: ["RelayRuntime", "RelayKafka", "RelayCore"],
+            dependencies: [
+                "RelayRuntime", "RelayKafka", "RelayCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Tests/RelayTestSupport"
         ),
         .testTarget(name: "RelayRuntimeTests", dependencies: ["RelayRuntime", "RelayTestSupport"]),
