@@ -3,19 +3,6 @@ import Testing
 
 @testable import RelayCore
 
-/// The problems of a configuration that must fail, one `path: message` string each.
-private func problems(
-    _ yaml: String, environment: [String: String] = [:], checkSecrets: Bool = true,
-    sourceLocation: SourceLocation = #_sourceLocation
-) -> [String] {
-    do {
-        let config = try RelayConfig.parse(yaml: yaml, environment: environment, checkSecrets: checkSecrets)
-        Issue.record("accepted: \(config)", sourceLocation: sourceLocation)
-        return []
-    } catch {
-        return error.problems.map(\.description)
-    }
-}
 
 /// A realtime destination with `extra` flow-mapping entries added (or overriding).
 private func realtime(_ extra: String = "", mappings: String = "[{segment: 1}]") -> String {
