@@ -1,4 +1,5 @@
 import Foundation
+import RelayEncoding
 import Logging
 import RelayCore
 import RelayKafka
@@ -233,7 +234,7 @@ actor BatchEngine {
                 let report = CutReport(destination: plan.id, partition: partition, from: last ?? 0, cut: latest,
                                        made: false, parts: [], users: 0, skipped: 0)
                 do {
-                    try await Blocking.run { [ledger] in try ledger.write(report) }
+                    try await BlockingIO.run { [ledger] in try ledger.write(report) }
                 } catch {
                     logger.error("cannot write cut report", metadata: ["error": "\(error)"])
                     continue
@@ -260,7 +261,7 @@ actor BatchEngine {
         let started = ContinuousClock.now
         let written: WrittenCut
         do {
-            written = try await Blocking.run {
+            written = try await BlockingIO.run {
                 try CutWriter.write(plan: plan, table: table, pool: pool, cut: cut, partition: partition,
                                     partitionCount: partitionCount)
             }
@@ -293,7 +294,7 @@ actor BatchEngine {
         let snapshots = self.snapshots
         let ledger = self.ledger
         do {
-            try await Blocking.run {
+            try await BlockingIO.run {
                 try ledger.write(report)
                 try snapshots.save(snapshot.encode(catalog: catalog), destination: plan.id, partition: partition,
                                    offset: nextOffset)
@@ -355,15 +356,15 @@ actor BatchEngine {
         let plan = plans[i]
         let count = await partitionCount()
         let ledger = self.ledger
-        guard let reports = try? await Blocking.run({ ledger.reports(destination: plan.id) }) else { return }
+        let reports = await BlockingIO.run { ledger.reports(destination: plan.id) }
         let cuts = ledger.madeCuts(in: range ?? (Int64.min...Int64.max), reports: reports)
         for cut in cuts {
             guard let parts = ledger.completeParts(destination: plan.id, cut: cut, partitionCount: count,
                                                    reports: reports)
             else { continue }
-            let claimed = (try? await Blocking.run { () -> Bool in
+            let claimed = await BlockingIO.run { () -> Bool in
                 !ledger.isDone(destination: plan.id, cut: cut) && ledger.claim(destination: plan.id, cut: cut)
-            }) ?? false
+            }
             guard claimed else { continue }
             let name = plan.names.info(cut: cut)
             let bytes = InfoFile.render(parts)
@@ -371,7 +372,7 @@ actor BatchEngine {
                 try await plan.delivery.deliver(bytes: bytes, name: name)
             }
             guard delivered else { continue }
-            try? await Blocking.run {
+            try? await BlockingIO.run {
                 try ledger.markDone(destination: plan.id, cut: cut)
                 ledger.prune(destination: plan.id, before: cut - 20 * plan.schedule.every)
             }
@@ -405,7 +406,7 @@ actor BatchEngine {
             let snapshots = self.snapshots
             let catalog = plan.catalog
             do {
-                let snapshot = try await Blocking.run { () -> Snapshot? in
+                let snapshot = try await BlockingIO.run { () -> Snapshot? in
                     guard let offset = snapshots.choose(destination: plan.id, partition: partition,
                                                         firstOffset: firstOffset, allDestinations: ids)
                     else { return nil }
@@ -437,7 +438,7 @@ actor BatchEngine {
         let now = clock()
         if let cached = cachedPartitionCount, now - cached.at < 30_000 { return cached.count }
         let source = partitionCountSource
-        if let count = try? await Blocking.run(source), count > 0 {
+        if let count = try? await BlockingIO.run(source), count > 0 {
             cachedPartitionCount = (count, now)
             return count
         }

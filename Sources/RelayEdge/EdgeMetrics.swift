@@ -1,4 +1,5 @@
 import Prometheus
+import RelayCore
 import Synchronization
 
 /// `relay_edge_*` metrics, registered directly with the registry `/metrics` serves (fine latency buckets).

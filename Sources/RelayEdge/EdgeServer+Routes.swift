@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RelayCore
+import RelayEncoding
 
 extension EdgeServer {
     static let transparentGIF: [UInt8] = [
@@ -90,11 +91,11 @@ extension EdgeServer {
         if query.utf8.count > EventParameters.maxQueryBytes {
             throw EventParameters.Refusal(status: .uriTooLong, message: "query string above 8 KiB")
         }
-        guard var form = ByteWriting.parseForm(query.utf8) else {
+        guard var form = PercentEncoding.decodeForm(query.utf8) else {
             throw EventParameters.Refusal.badRequest("malformed query string (bad %-escape or invalid UTF-8)")
         }
         if let body {
-            guard let pairs = body.withUnsafeReadableBytes({ ByteWriting.parseForm($0) }) else {
+            guard let pairs = body.withUnsafeReadableBytes({ PercentEncoding.decodeForm($0) }) else {
                 throw EventParameters.Refusal.badRequest(
                     "malformed form body (expected application/x-www-form-urlencoded)")
             }
@@ -139,9 +140,9 @@ extension EdgeServer {
         }
         let now = Self.nowMilliseconds()
         guard !query.isEmpty else {
-            recorder.record([PixelEvent(type: .received, pixelID: id,
+            recorder.record([PixelEvent(kind: .received, pixelID: id,
                                         destinationID: PixelEvent.destination(inPixelID: id) ?? 0, uuid: "",
-                                        timestamp: now, aliases: [], url: nil, source: .beacon)])
+                                        ts: now, aliases: [], url: nil, source: .beacon)])
             metrics.received(.beacon)
             return Self.gif()
         }
@@ -149,26 +150,26 @@ extension EdgeServer {
             throw EventParameters.Refusal(status: .forbidden, message: "pixel URL signature does not match")
         }
         // Signed by this edge: the values below are the ones it issued.
-        guard let pairs = ByteWriting.parseForm(signed.utf8) else {
+        guard let pairs = PercentEncoding.decodeForm(signed.utf8) else {
             throw EventParameters.Refusal.badRequest("malformed pixel URL")
         }
         var fields: [String: String] = [:]
         for (name, value) in pairs { fields[name] = value }
         let aliases = signed.split(separator: "&").first { $0.hasPrefix("a=") }.map { part in
-            part.dropFirst(2).split(separator: ",").compactMap { ByteWriting.formDecode($0.utf8) }
+            part.dropFirst(2).split(separator: ",").compactMap { PercentEncoding.decodeFormComponent($0.utf8) }
         } ?? []
-        let destinationID = fields["d"].flatMap { Int($0) } ?? PixelEvent.destination(inPixelID: id) ?? 0
+        let destinationID = fields["d"].flatMap { Int64($0) } ?? PixelEvent.destination(inPixelID: id) ?? 0
         guard let target = fields["t"] else {
-            recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
-                                        timestamp: now, aliases: aliases, url: nil, source: .beacon)])
+            recorder.record([PixelEvent(kind: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
+                                        ts: now, aliases: aliases, url: nil, source: .beacon)])
             metrics.received(.beacon)
             return Self.gif()
         }
         guard target.hasPrefix("http://") || target.hasPrefix("https://"), !target.contains(where: \.isNewline) else {
             throw EventParameters.Refusal.badRequest("malformed pixel target")
         }
-        recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
-                                    timestamp: now, aliases: aliases, url: nil, source: .redirect)])
+        recorder.record([PixelEvent(kind: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
+                                    ts: now, aliases: aliases, url: nil, source: .redirect)])
         metrics.received(.redirect)
         return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
     }
@@ -180,14 +181,14 @@ extension EdgeServer {
             throw EventParameters.Refusal.badRequest(
                 #"body must be a JSON list of pixel ids or {"destination_id": N, "pixel_ids": [...]}"#)
         }
-        var destinationID: Int?
+        var destinationID: Int64?
         let list: [Any]
         if let array = json as? [Any] {
             list = array
         } else if let object = json as? [String: Any], let array = object["pixel_ids"] as? [Any] {
             list = array
             if let value = object["destination_id"] {
-                guard let number = value as? Int ?? (value as? String).flatMap({ Int($0) }) else {
+                guard let number = (value as? Int).map(Int64.init) ?? (value as? String).flatMap({ Int64($0) }) else {
                     throw EventParameters.Refusal.badRequest("destination_id must be an integer")
                 }
                 destinationID = number
@@ -206,8 +207,8 @@ extension EdgeServer {
         }
         let now = Self.nowMilliseconds()
         recorder.record(ids.map {
-            PixelEvent(type: .received, pixelID: $0,
-                       destinationID: destinationID ?? PixelEvent.destination(inPixelID: $0) ?? 0, uuid: "", timestamp: now,
+            PixelEvent(kind: .received, pixelID: $0,
+                       destinationID: destinationID ?? PixelEvent.destination(inPixelID: $0) ?? 0, uuid: "", ts: now,
                        aliases: [], url: nil, source: .partner)
         })
         metrics.received(.partner, count: ids.count)

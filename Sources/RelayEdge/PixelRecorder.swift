@@ -1,4 +1,5 @@
 import Logging
+import RelayCore
 import RelayKafka
 
 /// Produces pixel events to `kafka.topics.pixel_events`, keyed by `pixel_id`, without waiting: `enqueue` hands the
@@ -22,7 +23,7 @@ struct PixelRecorder: Sendable {
         }
         for event in events {
             let record = OutgoingRecord(topic: topic, key: Array(event.pixelID.utf8), value: event.jsonBytes(),
-                                        timestamp: event.timestamp)
+                                        timestamp: event.ts)
             do {
                 try producer.enqueue(record) { [metrics, logger] result in
                     if case .failure(let error) = result {
@@ -35,7 +36,7 @@ struct PixelRecorder: Sendable {
                 logger.error("pixel event not produced", metadata: ["error": "\(error)"])
             }
         }
-        let fired = events.lazy.filter { $0.type == .fired }.count
+        let fired = events.lazy.filter { $0.kind == .fired }.count
         if fired > 0 { metrics.pixelsFired.increment(by: Int64(fired)) }
     }
 }

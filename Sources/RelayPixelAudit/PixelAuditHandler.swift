@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization
@@ -26,8 +27,8 @@ public final class PixelAuditHandler: RecordHandler {
     let tickInterval: Duration
     let checkpointIntervalMs: Int64
     private let slots = Mutex<[TopicPartition: Slot]>([:])
-    private let io = BlockingIO(label: "relay-pixel-audit.io")
-    private let feedIO = BlockingIO(label: "relay-pixel-audit.feed")
+    private let io = BlockingIO(serial: "relay-pixel-audit.io")
+    private let feedIO = BlockingIO(serial: "relay-pixel-audit.feed")
 
     struct Slot {
         var audit: PartitionAudit

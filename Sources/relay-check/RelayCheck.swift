@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 
@@ -52,9 +53,9 @@ struct CheckHandler: RecordHandler {
     }
 
     private func jsonString(_ text: String) -> [UInt8] {
-        var out = ""
-        JSONLogHandler.appendQuoted(text, to: &out)
-        return Array(out.utf8)
+        var out: [UInt8] = []
+        JSONWriter.appendString(text, to: &out)
+        return out
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 
@@ -46,8 +47,7 @@ struct Replay: AsyncParsableCommand {
     }
 
     static func parseTimestamp(_ text: String) -> Int64? {
-        if let ms = Int64(text) { return ms }
-        return Timestamps.parseISO8601(text).map { Int64($0.timeIntervalSince1970 * 1000) }
+        Timestamps.parseMilliseconds(text)
     }
 
     func run() async throws {
