@@ -328,8 +328,11 @@ actor BatchEngine {
     private func deliver(_ plan: BatchDestinationPlan, what: String, stillOwned: @Sendable () -> Bool,
                          _ operation: () async throws -> Void) async -> Bool
     {
-        var delay = Duration.milliseconds(200)
+        let backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(30))
+        var attempt = 0
         while true {
+            attempt += 1
+            let delay = backoff.delay(afterAttempt: attempt)
             BatchMetrics.deliveryAttempt(destination: plan.id)
             do {
                 try await operation()
@@ -347,7 +350,6 @@ actor BatchEngine {
                 if Task.isCancelled || ownership.isStopping || !stillOwned() { return false }
                 try? await Task.sleep(for: min(.milliseconds(200), until - ContinuousClock.now))
             }
-            delay = min(delay * 2, .seconds(30))
         }
     }
 
@@ -446,17 +448,7 @@ actor BatchEngine {
     }
 
     private func deadLetter(_ record: KafkaRecord, reason: String) async {
-        var delay = Duration.milliseconds(100)
-        while !Task.isCancelled {
-            do {
-                try await deadLetters.malformed(record, reason: reason)
-                return
-            } catch {
-                logger.error("dead-letter write failed, retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
-            }
-        }
+        await deadLetters.keepMalformed(record, reason: reason, logger: logger)
     }
 
     private func publishStateMetrics() {

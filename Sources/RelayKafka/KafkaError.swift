@@ -37,6 +37,11 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
     /// True when librdkafka's local queue is full: the caller should wait for deliveries and try again.
     public var isQueueFull: Bool { code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue }
 
+    /// True when the record is larger than the producer or the broker accepts (`message.max.bytes`).
+    public var isMessageTooLarge: Bool {
+        code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue || code == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue
+    }
+
     public var isRetriable: Bool {
         switch rd_kafka_resp_err_t(rawValue: code) {
         case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,

@@ -175,7 +175,7 @@ public final class PixelAuditHandler: RecordHandler {
         if slots.withLock({ $0[tp]?.generation == generation }) { return }
         let path = AuditCheckpoint.path(stateDir: stateDir, group: group, topic: tp.topic, partition: tp.partition)
         let (windowMs, graceMs, logger) = (self.windowMs, self.graceMs, context.logger)
-        let loaded: PartitionAudit? = try? await io.run { () -> PartitionAudit? in
+        let loaded: PartitionAudit? = await io.run { () -> PartitionAudit? in
             guard let bytes = AuditCheckpoint.read(path) else { return nil }
             do {
                 return try AuditCheckpoint.decode(bytes, windowMs: windowMs, graceMs: graceMs)

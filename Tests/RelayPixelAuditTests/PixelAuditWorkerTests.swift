@@ -78,7 +78,7 @@ struct AuditRig {
         let producer = try KafkaProducer(configuration: TestBroker.client, logger: TestBroker.logger)
         let failures = Mutex(0)
         for record in records {
-            try producer.enqueue(record) { result in if case .failure = result { failures.withLock { $0 += 1 } } }
+            try await producer.enqueueWaiting(record) { result in if case .failure = result { failures.withLock { $0 += 1 } } }
         }
         try await producer.flush()
         await producer.close()
