@@ -39,6 +39,8 @@ actor BatchEngine {
     let logger: Logger
     let partitionCountSource: @Sendable () throws -> Int
     let clock: @Sendable () -> Int64
+    /// Which event and record times are accepted (`input:`).
+    let input: EventTimeWindow
 
     private var partitions: [Int32: PartitionState] = [:]
     private var busy = false
@@ -50,8 +52,10 @@ actor BatchEngine {
     init(plans: [BatchDestinationPlan], topic: String, stateDirectory: URL, ownership: Ownership,
          offsets: OffsetTracker, deadLetters: DeadLetterWriter, logger: Logger,
          partitionCount: @escaping @Sendable () throws -> Int,
-         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) })
+         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+         input: EventTimeWindow = EventTimeWindow())
     {
+        self.input = input
         self.plans = plans
         self.topic = topic
         snapshots = SnapshotStore(directory: stateDirectory.appendingPathComponent("snapshots"))
@@ -118,10 +122,20 @@ actor BatchEngine {
             state.generation = record.generation
             if state.completedUpTo == nil { state.completedUpTo = record.offset }
             var event: Qualification?
-            do {
-                event = try QualificationDecoder.decode(record.value)
+            let now = clock()
+            do throws(MalformedEvent) {
+                let decoded = try QualificationDecoder.decode(record.value)
+                if let problem = input.problem(eventTime: decoded.timestamp, recordTime: record.timestamp, now: now) {
+                    throw MalformedEvent(problem)
+                }
+                event = decoded
             } catch {
                 await deadLetter(record, reason: error.reason)
+            }
+            // Cuts follow record time: a refused one would move them years away, so the record only passes.
+            if input.problem(record.timestamp, field: "Kafka record timestamp", now: now) != nil {
+                state.lastOffset = record.offset
+                continue
             }
             for i in plans.indices {
                 let plan = plans[i]

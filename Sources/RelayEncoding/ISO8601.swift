@@ -80,3 +80,10 @@ extension Timestamps {
         return Int64(exactly: (date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 }
+
+extension Timestamps {
+    /// The wall clock in milliseconds since the epoch.
+    public static func nowMilliseconds() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+    }
+}

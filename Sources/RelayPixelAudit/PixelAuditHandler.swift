@@ -122,9 +122,16 @@ public final class PixelAuditHandler: RecordHandler {
         var sightings: [PixelSighting?] = []
         sightings.reserveCapacity(run.indices.count)
         var malformed: [(Int, String)] = []
+        let input = context.config.input
+        let wallNow = Self.nowMs()
         for i in run.indices {
-            do {
-                sightings.append(try PixelSighting.decode(batch[i].value))
+            do throws(MalformedInput) {
+                // A far-future `ts` would move the partition's event clock so that every later pixel "expired".
+                let sighting = try PixelSighting.decode(batch[i].value)
+                if let problem = input.problem(eventTime: sighting.ts, recordTime: batch[i].timestamp, now: wallNow) {
+                    throw MalformedInput(problem)
+                }
+                sightings.append(sighting)
             } catch {
                 malformed.append((i, error.reason))
                 sightings.append(nil)

@@ -37,7 +37,7 @@ struct CheckHandler: RecordHandler {
         var lines: [UInt8] = []
         for record in records {
             do {
-                let event = try QualificationDecoder.decode(record.value)
+                let event = try context.qualification(of: record)
                 if log != nil {
                     lines += Array("{\"partition\":\(record.partition),\"offset\":\(record.offset),\"event_id\":".utf8)
                     lines += jsonString(event.eventID) + Array(",\"uuid\":".utf8) + jsonString(event.uuid)

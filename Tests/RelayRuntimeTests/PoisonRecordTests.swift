@@ -33,6 +33,40 @@ struct PoisonRecordTests {
         #expect(letter.header("relay.source")?.stringValue == "\(setup.topics.qualifications)/0/0")
         #expect(await eventually { (try? await setup.committedTotal()) == 51 }, "the poison record is committed too")
     }
+
+    @Test("times outside the accepted window (Int64.max record time, seconds instead of ms, 0) are dead-lettered")
+    func timesOutsideTheWindow() async throws {
+        let setup = try await ConsumerWorkerTests.Setup(partitions: 1)
+        let (worker, port) = try setup.start(output: "out.jsonl")
+        defer { Task { await worker.stop() } }
+        try await worker.waitForHTTP(port: port)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        func event(_ id: String, ts: Int64) -> [UInt8] {
+            Array(#"{"event_id":"\#(id)","uuid":"1234","ts":\#(ts),"segments":[{"id":1,"status":1}]}"#.utf8)
+        }
+        var records = [
+            OutgoingRecord(topic: "", key: Array("far".utf8), value: event("far", ts: now),
+                           timestamp: 9_223_372_036_854_775_000),
+            OutgoingRecord(topic: "", key: Array("seconds".utf8), value: event("seconds", ts: now / 1000)),
+            OutgoingRecord(topic: "", key: Array("zero".utf8), value: event("zero", ts: 0)),
+            OutgoingRecord(topic: "", key: Array("max".utf8), value: event("max", ts: .max)),
+        ]
+        records += ConsumerWorkerTests.events(0..<20, prefix: "after")
+        try await ConsumerWorkerTests.produce(records, to: setup.topics.qualifications)
+        #expect(await eventually(timeout: .seconds(60)) { setup.processed("out.jsonl").count == 20 })
+        var letters: [KafkaRecord] = []
+        #expect(await eventually {
+            letters = (try? await TestBroker.readAll(setup.topics.deadLetter)) ?? []
+            return letters.count == 4
+        })
+        let reasons = Dictionary(uniqueKeysWithValues: letters.map {
+            (String(decoding: $0.key ?? [], as: UTF8.self), $0.header("relay.error")?.stringValue ?? "")
+        })
+        #expect(reasons["far"]?.contains("Kafka record timestamp") == true, "\(reasons)")
+        #expect(reasons["seconds"]?.contains("ts:") == true && reasons["zero"]?.contains("ts:") == true, "\(reasons)")
+        #expect(reasons["max"]?.contains("ts:") == true, "\(reasons)")
+        #expect(await eventually { (try? await setup.committedTotal()) == 24 })
+    }
 }
 
 @Suite struct BackoffTests {
