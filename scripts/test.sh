@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds (debug, the one configuration), checks the deployment files,
-# checks that the demo refuses a foreign broker, runs the demo end to end and checks its summary, then starts a broker of its own on 127.0.0.1:19092 (apart from
-# the demo's) and runs `swift test`.    scripts/test.sh [swift test options, e.g. --filter RelayCoreTests]
+# checks that the demo refuses a foreign broker, runs the demo end to end and checks its summary, then starts a
+# broker of its own on 127.0.0.1:19092 (apart from the demo's) and runs `swift test`.
+#   scripts/test.sh [swift test options, e.g. --filter RelayCoreTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
