@@ -318,8 +318,8 @@ def check_compose(executables: set[str], relay_configs: list[tuple[str, str]]) -
             if host and int(host) in CLASHING_HOST_PORTS:
                 problem(COMPOSE_FILE, f"{where}.ports", f"host port {host} clashes ({CLASHING_HOST_PORTS[int(host)]})")
         command = service.get("command") or []
-        if "build" not in service or not command:
-            continue
+        if "build" not in service or not command or not command[0].startswith("relay"):
+            continue  # not a relay process (a shell one-shot, a third-party image)
         if command[0] not in executables:
             problem(COMPOSE_FILE, f"{where}.command", f"{command[0]} is not an executable of Package.swift")
             continue
