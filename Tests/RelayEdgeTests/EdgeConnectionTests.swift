@@ -56,7 +56,7 @@ private struct HeldConnections {
     func closeAll() { for fd in sockets { close(fd) } }
 }
 
-@Suite("relay-edge connection limits: max_connections, idle_timeout (real broker, live port)", .serialized,
+@Suite("relay-edge limits: max_connections, idle_timeout, pixel back-pressure (real broker, live port)", .serialized,
        .timeLimit(.minutes(3)))
 struct EdgeConnectionTests {
     @Test("2,000 idle connections do not stop /event answering; they are closed after idle_timeout; beyond max_connections refused")
@@ -106,5 +106,28 @@ struct EdgeConnectionTests {
         #expect(!metrics.contains("relay_edge_connections_refused_total 0\n"))
         #expect(!metrics.contains("relay_edge_connections_timed_out_total 0\n"))
         #expect(try await edge.http.get("/event?d_uuid=1&d_rtbd=json").status == 200)
+    }
+
+    @Test("pixel events beyond the producer's places are dropped and counted; /event never waits for them")
+    func pixelBackPressure() async throws {
+        // librdkafka holds each record 10 s (linger) and queues at most 100: 90 places for pixel events.
+        let edge = try await RunningEdge.start(
+            kafkaProperties: #""linger.ms": "10000", "queue.buffering.max.messages": "100""#)
+        var slowest: Duration = .zero
+        var handedOut = 0
+        for _ in 0..<60 {
+            let start = ContinuousClock.now
+            let response = try await edge.http.get("/event?d_uuid=\(RunningEdge.userA)&d_rtbd=json&d_dst=1")
+            slowest = max(slowest, ContinuousClock.now - start)
+            #expect(response.status == 200)
+            handedOut += (response.json["dests"] as? [Any])?.count ?? 0
+        }
+        #expect(handedOut == 180)  // 3 dests per answer, every answer complete
+        #expect(slowest < .milliseconds(500), "slowest /event with the producer full: \(slowest)")
+        let metrics = try await edge.http.get("/metrics").text
+        let dropped = metrics.split(separator: "\n").first { $0.hasPrefix("relay_edge_pixel_events_dropped_total ") }
+        // 180 fired events, 90 places: the events of the answers that found no place are dropped, whole answers.
+        #expect(dropped == "relay_edge_pixel_events_dropped_total 90", "\(dropped ?? "none")")
+        #expect(metrics.contains("relay_edge_pixel_produce_failures_total 0\n"))
     }
 }

@@ -25,9 +25,14 @@ struct RunningEdge: Sendable {
     /// Changed by the freshness test only.
     static let userFresh = "22222222222222222222222222222222222222"
 
-    /// `edgeSettings`: more `edge:` keys, one per line, indented by two spaces.
-    static func configYAML(topics: RelayTopics, port: Int, stateDir: String, edgeSettings: String = "") -> String {
-        topics.kafkaYAML + """
+    /// `edgeSettings`: more `edge:` keys, one per line, indented by two spaces; `kafkaProperties`: more
+    /// `kafka.properties` entries (`"linger.ms": "10000"`).
+    static func configYAML(topics: RelayTopics, port: Int, stateDir: String, edgeSettings: String = "",
+                           kafkaProperties: String = "") -> String
+    {
+        let kafka = kafkaProperties.isEmpty ? topics.kafkaYAML
+            : topics.kafkaYAML.replacingOccurrences(of: "properties: {", with: "properties: {\(kafkaProperties), ")
+        return kafka + """
         edge:
           listen: 127.0.0.1:\(port)
           cors_origins: ["https://publisher.example", "*"]
@@ -89,7 +94,7 @@ struct RunningEdge: Sendable {
         return OutgoingRecord(topic: topic, key: Array(uuid.utf8), value: qualification.jsonBytes())
     }
 
-    static func start(edgeSettings: String = "") async throws -> RunningEdge {
+    static func start(edgeSettings: String = "", kafkaProperties: String = "") async throws -> RunningEdge {
         let topics = try await TestBroker.createRelayTopics(partitions: 2)
         let q = topics.qualifications
         try await TestBroker.produce([
@@ -105,7 +110,8 @@ struct RunningEdge: Sendable {
         let directory = try TestDirectory("relay-edge")
         let port = freePort()
         let config = try RelayConfig.parse(
-            yaml: configYAML(topics: topics, port: port, stateDir: directory.path("state"), edgeSettings: edgeSettings),
+            yaml: configYAML(topics: topics, port: port, stateDir: directory.path("state"), edgeSettings: edgeSettings,
+                             kafkaProperties: kafkaProperties),
             environment: environment)
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "relay-edge-test")
