@@ -225,6 +225,8 @@ extension RelayConfig {
         // Checked only once destinations are known: see `read(_:)`.
         if let key = reader.secret("redirect_key", required: false, check: false) { edge.redirectKey = key }
         if let dir = reader.string("snapshot_dir") { edge.snapshotDir = dir }
+        if let limit = reader.integer("max_connections", atLeast: 1) { edge.maxConnections = limit }
+        if let timeout = reader.duration("idle_timeout", positive: true) { edge.idleTimeout = timeout }
         reader.reportUnknownKeys()
         return edge
     }

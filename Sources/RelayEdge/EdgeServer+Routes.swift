@@ -11,7 +11,6 @@ extension EdgeServer {
         0xFF, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
         0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
     ]
-    static let maxReceiptBytes = 1_024 * 1_024
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/event") { request, _ in
@@ -38,14 +37,15 @@ extension EdgeServer {
         }
         router.post("/px/receipts") { request, _ in
             await measured(2, request) {
+                try PixelReceipts.checkHead(request.headers)
                 var request = request
                 let body: ByteBuffer
                 do {
-                    body = try await request.collectBody(upTo: Self.maxReceiptBytes)
+                    body = try await request.collectBody(upTo: PixelReceipts.maxBodyBytes)
                 } catch {
-                    throw EventParameters.Refusal(status: .contentTooLarge, message: "request body above 1 MiB")
+                    throw EventParameters.Refusal(status: .contentTooLarge, message: "request body above 256 KiB")
                 }
-                return try receipts(body)
+                return try recordReceipts(request.headers, body: Array(body.readableBytesView))
             }
         }
         router.on("/px/receipts", method: .options) { request, _ in preflight(request) }
@@ -60,6 +60,9 @@ extension EdgeServer {
             response = try await body()
         } catch let refusal as EventParameters.Refusal {
             response = Self.text(refusal.status, refusal.message)
+            if refusal.status == .unauthorized {
+                response.headers[.wwwAuthenticate] = #"Bearer realm="px-receipts""#
+            }
         } catch {
             logger.error("request failed", metadata: ["endpoint": "\(EdgeMetrics.endpoints[endpoint])", "error": "\(error)"])
             response = Self.text(.internalServerError, "internal error")
@@ -174,41 +177,12 @@ extension EdgeServer {
         return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
     }
 
-    /// `POST /px/receipts`: a JSON list of pixel ids, or `{"destination_id": 7001, "pixel_ids": [...]}`.
-    private func receipts(_ body: ByteBuffer) throws -> Response {
-        let data = Data(body.readableBytesView)
-        guard let json = try? JSONSerialization.jsonObject(with: data) else {
-            throw EventParameters.Refusal.badRequest(
-                #"body must be a JSON list of pixel ids or {"destination_id": N, "pixel_ids": [...]}"#)
-        }
-        var destinationID: Int64?
-        let list: [Any]
-        if let array = json as? [Any] {
-            list = array
-        } else if let object = json as? [String: Any], let array = object["pixel_ids"] as? [Any] {
-            list = array
-            if let value = object["destination_id"] {
-                guard let number = (value as? Int).map(Int64.init) ?? (value as? String).flatMap({ Int64($0) }) else {
-                    throw EventParameters.Refusal.badRequest("destination_id must be an integer")
-                }
-                destinationID = number
-            }
-        } else {
-            throw EventParameters.Refusal.badRequest(
-                #"body must be a JSON list of pixel ids or {"destination_id": N, "pixel_ids": [...]}"#)
-        }
-        var ids: [String] = []
-        for (index, item) in list.enumerated() {
-            guard let id = item as? String, EventParameters.isValidUUID(id) else {
-                throw EventParameters.Refusal.badRequest(
-                    "pixel_ids[\(index)] must be a string of 1-64 characters of [0-9A-Za-z_-]")
-            }
-            ids.append(id)
-        }
+    /// `POST /px/receipts`, once ``PixelReceipts`` has accepted the caller and its ids.
+    private func recordReceipts(_ headers: HTTPFields, body: [UInt8]) throws -> Response {
+        let (destinationID, ids) = try receipts.accept(headers: headers, body: body)
         let now = Self.nowMilliseconds()
         recorder.record(ids.map {
-            PixelEvent(kind: .received, pixelID: $0,
-                       destinationID: destinationID ?? PixelEvent.destination(inPixelID: $0) ?? 0, uuid: "", ts: now,
+            PixelEvent(kind: .received, pixelID: $0, destinationID: Int64(destinationID), uuid: "", ts: now,
                        aliases: [], url: nil, source: .partner)
         })
         metrics.received(.partner, count: ids.count)
@@ -218,21 +192,18 @@ extension EdgeServer {
 
     // MARK: CORS
 
-    /// The request's `Origin` when configured (or any well-formed origin with `*`); nil otherwise.
-    private func allowedOrigin(_ request: Request) -> String? {
-        guard let origin = request.headers[.origin], !origin.isEmpty, origin.utf8.count <= 255 else { return nil }
-        let wellFormed = (origin.hasPrefix("http://") || origin.hasPrefix("https://"))
-            && origin.utf8.allSatisfy { EventParameters.isIDByte($0) || ".:/[]".utf8.contains($0) }
-        guard wellFormed else { return nil }
-        return allowAnyOrigin || corsOrigins.contains(origin.lowercased()) ? origin : nil
-    }
-
     private func addCORS(_ request: Request, to response: inout Response) {
-        guard !corsOrigins.isEmpty else { return }
+        guard cors.isEnabled else { return }
         response.headers.append(HTTPField(name: .vary, value: "Origin"))
-        guard let origin = allowedOrigin(request) else { return }
-        response.headers[.accessControlAllowOrigin] = origin
-        response.headers[.accessControlAllowCredentials] = "true"
+        switch cors.grant(origin: request.headers[.origin]) {
+        case .none:
+            break
+        case .anyOrigin:
+            response.headers[.accessControlAllowOrigin] = "*"
+        case .credentialed(let origin):
+            response.headers[.accessControlAllowOrigin] = origin
+            response.headers[.accessControlAllowCredentials] = "true"
+        }
     }
 
     private func preflight(_ request: Request) -> Response {

@@ -42,7 +42,7 @@ struct Produce: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let topic = self.topic ?? config.kafka.topics.qualifications
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         _ = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         let producer = try KafkaProducer(configuration: try CLI.client(config), logger: CLI.logger)
         let progress = Progress(total: sample)

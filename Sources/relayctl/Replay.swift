@@ -54,7 +54,7 @@ struct Replay: AsyncParsableCommand {
         let config = try options.load()
         let topic = self.topic ?? (group.contains("pixel-audit") ? config.kafka.topics.pixelEvents
                                                                  : config.kafka.topics.qualifications)
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         let partitions = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         var target: [TopicPartition: Int64] = [:]
         if toEarliest {
