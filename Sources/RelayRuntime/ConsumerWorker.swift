@@ -74,6 +74,7 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
             case .revoked(let partitions):
                 handler.partitionsRevoked(partitions)
                 let final = offsets.revoke(partitions)
+                RuntimeMetrics.lagCleared(partitions)
                 do {
                     try consumer.commit(final)
                     RuntimeMetrics.committed(final)
@@ -137,7 +138,7 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
         for tp in context.offsets.assignedPartitions {
             guard let high = consumer.cachedHighWatermark(tp) else { continue }
             let position = context.offsets.commitPoint(tp) ?? high
-            RuntimeMetrics.lag(tp, max(0, high - position))
+            RuntimeMetrics.lag(tp, max(0, high - position)) { context.offsets.assignedPartitions.contains(tp) }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Metrics
 import RelayKafka
+import Synchronization
 
 /// The runtime's own metrics; each worker adds its own beside them. Names follow Prometheus conventions.
 public enum RuntimeMetrics {
@@ -21,9 +22,26 @@ public enum RuntimeMetrics {
         }
     }
 
-    static func lag(_ tp: TopicPartition, _ lag: Int64) {
+    /// Serialises lag reports with their removal, so that a report racing a revoke cannot bring a gauge back.
+    private static let lagLock = Mutex(())
+
+    private static func lagGauge(_ tp: TopicPartition) -> Gauge {
         Gauge(label: "relay_consumer_lag", dimensions: [("topic", tp.topic), ("partition", "\(tp.partition)")])
-            .record(lag)
+    }
+
+    /// Records a partition's lag if `stillAssigned()` holds (checked under the lock that `lagCleared` takes).
+    static func lag(_ tp: TopicPartition, _ lag: Int64, stillAssigned: () -> Bool) {
+        lagLock.withLock { _ in
+            if stillAssigned() { lagGauge(tp).record(lag) }
+        }
+    }
+
+    /// Removes the lag of partitions this process no longer owns: their new owner reports them, and a stale
+    /// series would be counted twice in every sum.
+    static func lagCleared(_ partitions: [TopicPartition]) {
+        lagLock.withLock { _ in
+            for tp in partitions { lagGauge(tp).destroy() }
+        }
     }
 
     static func pending(_ count: Int) {
