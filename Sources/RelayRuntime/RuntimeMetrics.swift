@@ -52,3 +52,25 @@ public enum RuntimeMetrics {
         Counter(label: "relay_commit_failures_total").increment()
     }
 }
+
+/// The two dimensions every metric of a process carries, so that one Prometheus query can tell workers and groups
+/// apart whatever the scrape configuration adds.
+struct WorkerLabels: Sendable {
+    let worker: String
+    let group: String
+
+    /// Latency buckets, 5 ms to 120 s.
+    static let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    /// Adds `worker` and `group` unless the metric already sets them.
+    func apply(_ label: String, _ dimensions: [(String, String)]) -> (String, [(String, String)]) {
+        var dimensions = dimensions
+        if !dimensions.contains(where: { $0.0 == "worker" }) { dimensions.append(("worker", worker)) }
+        if !dimensions.contains(where: { $0.0 == "group" }) { dimensions.append(("group", group)) }
+        return (label, dimensions)
+    }
+}
