@@ -32,13 +32,10 @@ struct DeadLetterFilter: Sendable {
 
     /// Milliseconds since the epoch or ISO-8601, as `replay --to-timestamp` takes them.
     static func parseTime(_ text: String, option: String) throws -> Int64 {
-        if let ms = Int64(text) { return ms }
-        guard let date = Timestamps.parseISO8601(text) else {
+        guard let ms = Replay.parseTimestamp(text) else {
             throw CLIError("\(option) \(text): expected ms since the epoch or ISO-8601 (2026-11-29T14:00:00Z)")
         }
-        let ms = (date.timeIntervalSince1970 * 1000).rounded(.down)
-        guard ms.isFinite, abs(ms) < 9.0e15 else { throw CLIError("\(option) \(text): out of range") }
-        return Int64(ms)
+        return ms
     }
 }
 
