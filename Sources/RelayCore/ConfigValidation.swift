@@ -8,9 +8,33 @@ final class ConfigValidation {
     let checkSecrets: Bool
     private var found: [(position: FilePosition, order: Int, problem: ConfigProblem)] = []
 
-    init(environment: [String: String], checkSecrets: Bool) {
+    /// Survey mode (``RelayConfig/knownKeys``): absent mappings and lists read as empty ones, so that every key
+    /// the loader would look up is looked up, and each is noted in `keysRead`.
+    let surveying: Bool
+    /// In survey mode, the path of every key looked up, list indices written `[]`.
+    private(set) var keysRead: Set<String> = []
+
+    init(environment: [String: String], checkSecrets: Bool, surveying: Bool = false) {
         self.environment = environment
         self.checkSecrets = checkSecrets
+        self.surveying = surveying
+    }
+
+    func noteKey(_ path: String) {
+        var normalized = ""
+        var inIndex = false
+        for character in path {
+            if character == "[" {
+                inIndex = true
+                normalized.append("[")
+            } else if character == "]" {
+                inIndex = false
+                normalized.append("]")
+            } else if !inIndex {
+                normalized.append(character)
+            }
+        }
+        keysRead.insert(normalized)
     }
 
     func report(_ path: String, _ message: String, at position: FilePosition) {

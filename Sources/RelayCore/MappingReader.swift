@@ -61,14 +61,15 @@ final class MappingReader {
 
     var keys: [String] { entries.map(\.key) }
 
-    /// Whether `key` is written with a non-null value.
+    /// Whether `key` is written with a non-null value (in survey mode: always, so that every branch is taken).
     func has(_ key: String) -> Bool {
-        entries.contains { $0.key == key && !Self.isNull($0.value) }
+        validation.surveying || entries.contains { $0.key == key && !Self.isNull($0.value) }
     }
 
     /// The value of `key`, marking it read; `nil` when absent or null.
     func value(_ key: String) -> Node? {
         readKeys.insert(key)
+        if validation.surveying { validation.noteKey(path(key)) }
         guard let entry = entries.first(where: { $0.key == key }), !Self.isNull(entry.value) else { return nil }
         return entry.value
     }
@@ -216,6 +217,7 @@ final class MappingReader {
 
     func mapping(_ key: String, required: Bool = false) -> MappingReader? {
         guard let node = value(key) else {
+            if validation.surveying { return MappingReader(emptyAt: path(key), position: position, validation: validation) }
             missing(key, required: required)
             return nil
         }
@@ -224,6 +226,8 @@ final class MappingReader {
 
     func sequence(_ key: String, required: Bool = false) -> [Node]? {
         guard let node = value(key) else {
+            // One empty entry, so that the keys of a list's entries are looked up too.
+            if validation.surveying { return [.mapping(Node.Mapping([]))] }
             missing(key, required: required)
             return nil
         }

@@ -66,6 +66,15 @@ extension RelayConfig {
         return config
     }
 
+    /// Reads `yaml` in survey mode (see ``ConfigValidation/surveying``): the keys looked up and the problems found.
+    static func survey(yaml: String) -> (keys: Set<String>, problems: [ConfigProblem]) {
+        let validation = ConfigValidation(environment: [:], checkSecrets: false, surveying: true)
+        if let node = try? Yams.compose(yaml: yaml), let root = MappingReader(node, path: "", validation: validation) {
+            _ = read(root)
+        }
+        return (validation.keysRead, validation.problems)
+    }
+
     /// Describes a YAML error by position, never quoting the text (which could hold a mistakenly inlined secret).
     private static func yamlMessage(_ error: any Error) -> String {
         guard let error = error as? YamlError else { return "invalid YAML" }

@@ -77,6 +77,7 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
             case .revoked(let partitions):
                 handler.partitionsRevoked(partitions)
                 let final = offsets.revoke(partitions)
+                RuntimeMetrics.lagCleared(partitions)
                 do {
                     try consumer.commit(final)
                     RuntimeMetrics.committed(final)
@@ -142,7 +143,7 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
         for tp in context.offsets.assignedPartitions {
             guard let high = consumer.cachedHighWatermark(tp) else { continue }
             let position = context.offsets.commitPoint(tp) ?? high
-            RuntimeMetrics.lag(tp, max(0, high - position))
+            RuntimeMetrics.lag(tp, max(0, high - position)) { context.offsets.assignedPartitions.contains(tp) }
         }
     }
 }

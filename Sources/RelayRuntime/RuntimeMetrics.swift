@@ -1,5 +1,6 @@
 import Metrics
 import RelayKafka
+import Synchronization
 
 /// The runtime's own metrics; each worker adds its own beside them. Names follow Prometheus conventions.
 public enum RuntimeMetrics {
@@ -26,9 +27,26 @@ public enum RuntimeMetrics {
         }
     }
 
-    static func lag(_ tp: TopicPartition, _ lag: Int64) {
+    /// Serialises lag reports with their removal, so that a report racing a revoke cannot bring a gauge back.
+    private static let lagLock = Mutex(())
+
+    private static func lagGauge(_ tp: TopicPartition) -> Gauge {
         Gauge(label: "relay_consumer_lag", dimensions: [("topic", tp.topic), ("partition", "\(tp.partition)")])
-            .record(lag)
+    }
+
+    /// Records a partition's lag if `stillAssigned()` holds (checked under the lock that `lagCleared` takes).
+    static func lag(_ tp: TopicPartition, _ lag: Int64, stillAssigned: () -> Bool) {
+        lagLock.withLock { _ in
+            if stillAssigned() { lagGauge(tp).record(lag) }
+        }
+    }
+
+    /// Removes the lag of partitions this process no longer owns: their new owner reports them, and a stale
+    /// series would be counted twice in every sum.
+    static func lagCleared(_ partitions: [TopicPartition]) {
+        lagLock.withLock { _ in
+            for tp in partitions { lagGauge(tp).destroy() }
+        }
     }
 
     static func pending(_ count: Int) {
@@ -37,5 +55,27 @@ public enum RuntimeMetrics {
 
     static func commitFailed() {
         Counter(label: "relay_commit_failures_total").increment()
+    }
+}
+
+/// The two dimensions every metric of a process carries, so that one Prometheus query can tell workers and groups
+/// apart whatever the scrape configuration adds.
+struct WorkerLabels: Sendable {
+    let worker: String
+    let group: String
+
+    /// Latency buckets, 5 ms to 120 s.
+    static let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    /// Adds `worker` and `group` unless the metric already sets them.
+    func apply(_ label: String, _ dimensions: [(String, String)]) -> (String, [(String, String)]) {
+        var dimensions = dimensions
+        if !dimensions.contains(where: { $0.0 == "worker" }) { dimensions.append(("worker", worker)) }
+        if !dimensions.contains(where: { $0.0 == "group" }) { dimensions.append(("group", group)) }
+        return (label, dimensions)
     }
 }

@@ -27,12 +27,19 @@ public struct WorkerOptions: ParsableArguments, Sendable {
 
 /// Process-wide set-up shared by the executables: only `main` code calls these.
 public enum Bootstrap {
-    /// JSON logs on stderr and Prometheus metrics; returns the registry that `/metrics` serves.
-    public static func observability(logLevel: String) -> PrometheusCollectorRegistry {
+    /// JSON logs on stderr and Prometheus metrics; returns the registry that `/metrics` serves. Every metric
+    /// carries the `worker` (the executable) and its consumer `group` (empty for relay-edge, which has none), added
+    /// here once rather than at each metric.
+    public static func observability(logLevel: String, worker: String, group: String) -> PrometheusCollectorRegistry {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.nameAndLabelSanitizer = WorkerLabels(worker: worker, group: group).apply
+        // Partners may take up to their time-out and retries to answer: buckets reach well past 60 s.
+        factory.defaultDurationHistogramBuckets = WorkerLabels.durationBuckets
+        MetricsSystem.bootstrap(factory)
+        BuildInfo.recordMetric()
         return registry
     }
 
@@ -57,7 +64,7 @@ public enum WorkerMain {
         makeHandler: (WorkerContext) throws -> Handler
     ) async throws {
         let config = Bootstrap.loadConfig(path: options.config, executable: name)
-        let registry = Bootstrap.observability(logLevel: options.logLevel)
+        let registry = Bootstrap.observability(logLevel: options.logLevel, worker: name, group: options.group ?? name)
         let logger = Logger(label: name)
         let workerID = WorkerContext.processID()
         let client = try config.kafkaClient()

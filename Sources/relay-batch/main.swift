@@ -7,7 +7,8 @@ import RelayRuntime
 struct RelayBatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-batch",
-        abstract: "Accumulate qualifications and deliver batch files to partners at each cut.")
+        abstract: "Accumulate qualifications and deliver batch files to partners at each cut.",
+        version: BuildInfo.versionLine)
 
     @OptionGroup var options: WorkerOptions
 

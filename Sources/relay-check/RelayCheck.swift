@@ -13,7 +13,8 @@ import RelayRuntime
 struct RelayCheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-check",
-        abstract: "Validate the qualification stream: dead-letter malformed events, commit, optionally log each event.")
+        abstract: "Validate the qualification stream: dead-letter malformed events, commit, optionally log each event.",
+        version: BuildInfo.versionLine)
 
     @OptionGroup var options: WorkerOptions
 

@@ -9,7 +9,8 @@ import RelayRuntime
 /// API, `/metrics` and `/health/*` share one port: `edge.listen`, or `--port`.
 struct RelayEdgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "relay-edge", abstract: "Real-time calls and pixel syncs from every user's current segments.")
+        commandName: "relay-edge", abstract: "Real-time calls and pixel syncs from every user's current segments.",
+        version: BuildInfo.versionLine)
 
     @Option(help: "The configuration file.")
     var config: String = "relay.yaml"
@@ -42,7 +43,7 @@ struct RelayEdgeCommand: AsyncParsableCommand {
             throw ValidationError("--snapshot-interval: \(error.message)")
         }
         let config = Bootstrap.loadConfig(path: self.config, executable: "relay-edge")
-        let registry = Bootstrap.observability(logLevel: logLevel)
+        let registry = Bootstrap.observability(logLevel: logLevel, worker: "relay-edge", group: "")
         let logger = Logger(label: "relay-edge")
         var listen = config.edge.listen
         if let port { listen.port = port }

@@ -8,7 +8,8 @@ import RelayRuntime
 struct RelayPixelAuditCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-pixel-audit",
-        abstract: "Audit pixel-sync loss: join fired and received pixel events, report per destination and window.")
+        abstract: "Audit pixel-sync loss: join fired and received pixel events, report per destination and window.",
+        version: BuildInfo.versionLine)
 
     @OptionGroup var options: WorkerOptions
 

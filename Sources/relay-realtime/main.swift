@@ -9,7 +9,8 @@ import RelayRuntime
 struct RelayRealtimeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-realtime",
-        abstract: "Push qualified users' mapped segments to real-time server-to-server partners.")
+        abstract: "Push qualified users' mapped segments to real-time server-to-server partners.",
+        version: BuildInfo.versionLine)
 
     @OptionGroup var options: WorkerOptions
 

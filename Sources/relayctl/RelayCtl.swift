@@ -13,6 +13,7 @@ struct RelayCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relayctl",
         abstract: "Operate AudienceRelay: configuration, topics, test events, replays, dead letters, lag.",
+        version: BuildInfo.versionLine,
         subcommands: [Status.self, Validate.self, Topics.self, Produce.self, Replay.self, Lag.self, DeadLetters.self, BatchStatus.self,
                       PixelReport.self])
 }

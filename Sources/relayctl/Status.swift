@@ -204,7 +204,9 @@ enum StatusScreen {
                 break
             }
             if name.hasSuffix("_total") { name.removeLast(6) }
-            let extra = sample.labels.filter { $0.key != "destination" }.sorted { $0.key < $1.key }
+            // `worker` and `group` are on every metric: not a breakdown worth showing.
+            let extra = sample.labels.filter { !["destination", "worker", "group"].contains($0.key) }
+                .sorted { $0.key < $1.key }
                 .map { "\($0.key)=\($0.value)" }
             let key = extra.isEmpty ? name : "\(name)[\(extra.joined(separator: ","))]"
             sums[key, default: 0] += sample.value

@@ -93,8 +93,10 @@ struct RealtimeDeliveryTests {
 
     static func metric(_ port: Int, _ name: String, destination: Int) async -> Double? {
         guard let (_, text) = try? await HTTPGet.fetch("http://127.0.0.1:\(port)/metrics") else { return nil }
-        let prefix = "\(name){destination=\"\(destination)\"} "
-        return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+        // The worker's `worker` and `group` labels follow the metric's own.
+        let prefix = "\(name){destination=\"\(destination)\""
+        return text.split(separator: "\n").first { $0.hasPrefix(prefix + "}") || $0.hasPrefix(prefix + ",") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
     }
 
     @Test("exact body, HMAC signatures (sha256; sha1 over gzip), mapping dates, unsegment on/off, users without partner id skipped")
