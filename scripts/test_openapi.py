@@ -118,7 +118,8 @@ def schemathesis(base_url: str, include: str, headers: list[str], report: Path) 
             "--request-timeout", "5", "--max-redirects", "0", "--max-time", "45", "--suppress-health-check", "all"]
     for header in headers:
         args += ["--header", header]
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    # Run in the report directory: schemathesis keeps a .schemathesis/ of its own in its working directory.
+    result = subprocess.run(args, cwd=report.parent, capture_output=True, text=True, timeout=300)
     report.write_text(result.stdout + result.stderr)
     tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
     record(f"schemathesis: {base_url} {include}", result.returncode == 0, tail)
