@@ -121,7 +121,7 @@ def schemathesis(base_url: str, include: str, headers: list[str], report: Path) 
     # Run in the report directory: schemathesis keeps a .schemathesis/ of its own in its working directory.
     result = subprocess.run(args, cwd=report.parent, capture_output=True, text=True, timeout=300)
     report.write_text(result.stdout + result.stderr)
-    tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
+    tail = "\n".join(line[:300] for line in (result.stdout + result.stderr).strip().splitlines()[-40:])
     record(f"schemathesis: {base_url} {include}", result.returncode == 0, tail)
 
 
