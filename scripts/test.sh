@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds (debug, the one configuration), checks the deployment files,
-# runs the demo end to end and checks its summary, then starts a broker of its own on 127.0.0.1:19092 (apart from
-# the demo's) and runs `swift test`.    scripts/test.sh [swift test options, e.g. --filter RelayCoreTests]
+# checks that the demo refuses a foreign broker, runs the demo end to end and checks its summary, then starts a
+# broker of its own on 127.0.0.1:19092 (apart from the demo's), checks the live edge and audit against
+# docs/openapi.yaml and runs `swift test`.
+#   scripts/test.sh [swift test options, e.g. --filter RelayCoreTests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,6 +15,8 @@ export RELAY_BIN_DIR="$(swift build --show-bin-path)"
 if [ $# -eq 0 ]; then
   echo "test: deployment files"
   .venv/bin/python scripts/check-deploy.py --strict-metrics
+  echo "test: the demo and the broker script refuse a broker they did not start"
+  bash scripts/test-foreign-broker.sh
   echo "test: the demo, end to end"
   trap 'bash scripts/demo.sh stop >/dev/null 2>&1 || true' EXIT
   if ! bash scripts/demo.sh >.local/demo.log 2>&1; then
@@ -27,4 +31,8 @@ export RELAY_BROKERS="127.0.0.1:$RELAY_BROKER_PORT"
 bash scripts/broker.sh stop >/dev/null 2>&1 || true
 bash scripts/broker.sh start
 trap 'bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
+if [ $# -eq 0 ]; then
+  echo "test: docs/openapi.yaml against the live edge and audit"
+  .venv/bin/python scripts/test_openapi.py
+fi
 swift test --skip-build "$@"

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import RelayEncoding
 import NIOCore
 import RelayCore
 

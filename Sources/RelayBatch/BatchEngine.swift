@@ -1,4 +1,5 @@
 import Foundation
+import RelayEncoding
 import Logging
 import RelayCore
 import RelayKafka
@@ -38,6 +39,8 @@ actor BatchEngine {
     let logger: Logger
     let partitionCountSource: @Sendable () throws -> Int
     let clock: @Sendable () -> Int64
+    /// Which event and record times are accepted (`input:`).
+    let input: EventTimeWindow
 
     private var partitions: [Int32: PartitionState] = [:]
     private var busy = false
@@ -49,8 +52,10 @@ actor BatchEngine {
     init(plans: [BatchDestinationPlan], topic: String, stateDirectory: URL, ownership: Ownership,
          offsets: OffsetTracker, deadLetters: DeadLetterWriter, logger: Logger,
          partitionCount: @escaping @Sendable () throws -> Int,
-         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) })
+         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+         input: EventTimeWindow = EventTimeWindow())
     {
+        self.input = input
         self.plans = plans
         self.topic = topic
         snapshots = SnapshotStore(directory: stateDirectory.appendingPathComponent("snapshots"))
@@ -117,10 +122,20 @@ actor BatchEngine {
             state.generation = record.generation
             if state.completedUpTo == nil { state.completedUpTo = record.offset }
             var event: Qualification?
-            do {
-                event = try QualificationDecoder.decode(record.value)
+            let now = clock()
+            do throws(MalformedEvent) {
+                let decoded = try QualificationDecoder.decode(record.value)
+                if let problem = input.problem(eventTime: decoded.timestamp, recordTime: record.timestamp, now: now) {
+                    throw MalformedEvent(problem)
+                }
+                event = decoded
             } catch {
                 await deadLetter(record, reason: error.reason)
+            }
+            // Cuts follow record time: a refused one would move them years away, so the record only passes.
+            if input.problem(record.timestamp, field: "Kafka record timestamp", now: now) != nil {
+                state.lastOffset = record.offset
+                continue
             }
             for i in plans.indices {
                 let plan = plans[i]
@@ -233,7 +248,7 @@ actor BatchEngine {
                 let report = CutReport(destination: plan.id, partition: partition, from: last ?? 0, cut: latest,
                                        made: false, parts: [], users: 0, skipped: 0)
                 do {
-                    try await Blocking.run { [ledger] in try ledger.write(report) }
+                    try await BlockingIO.run { [ledger] in try ledger.write(report) }
                 } catch {
                     logger.error("cannot write cut report", metadata: ["error": "\(error)"])
                     continue
@@ -260,7 +275,7 @@ actor BatchEngine {
         let started = ContinuousClock.now
         let written: WrittenCut
         do {
-            written = try await Blocking.run {
+            written = try await BlockingIO.run {
                 try CutWriter.write(plan: plan, table: table, pool: pool, cut: cut, partition: partition,
                                     partitionCount: partitionCount)
             }
@@ -293,7 +308,7 @@ actor BatchEngine {
         let snapshots = self.snapshots
         let ledger = self.ledger
         do {
-            try await Blocking.run {
+            try await BlockingIO.run {
                 try ledger.write(report)
                 try snapshots.save(snapshot.encode(catalog: catalog), destination: plan.id, partition: partition,
                                    offset: nextOffset)
@@ -327,8 +342,11 @@ actor BatchEngine {
     private func deliver(_ plan: BatchDestinationPlan, what: String, stillOwned: @Sendable () -> Bool,
                          _ operation: () async throws -> Void) async -> Bool
     {
-        var delay = Duration.milliseconds(200)
+        let backoff = Backoff(initial: .milliseconds(200), maximum: .seconds(30))
+        var attempt = 0
         while true {
+            attempt += 1
+            let delay = backoff.delay(afterAttempt: attempt)
             BatchMetrics.deliveryAttempt(destination: plan.id)
             do {
                 try await operation()
@@ -346,7 +364,6 @@ actor BatchEngine {
                 if Task.isCancelled || ownership.isStopping || !stillOwned() { return false }
                 try? await Task.sleep(for: min(.milliseconds(200), until - ContinuousClock.now))
             }
-            delay = min(delay * 2, .seconds(30))
         }
     }
 
@@ -355,15 +372,15 @@ actor BatchEngine {
         let plan = plans[i]
         let count = await partitionCount()
         let ledger = self.ledger
-        guard let reports = try? await Blocking.run({ ledger.reports(destination: plan.id) }) else { return }
+        let reports = await BlockingIO.run { ledger.reports(destination: plan.id) }
         let cuts = ledger.madeCuts(in: range ?? (Int64.min...Int64.max), reports: reports)
         for cut in cuts {
             guard let parts = ledger.completeParts(destination: plan.id, cut: cut, partitionCount: count,
                                                    reports: reports)
             else { continue }
-            let claimed = (try? await Blocking.run { () -> Bool in
+            let claimed = await BlockingIO.run { () -> Bool in
                 !ledger.isDone(destination: plan.id, cut: cut) && ledger.claim(destination: plan.id, cut: cut)
-            }) ?? false
+            }
             guard claimed else { continue }
             let name = plan.names.info(cut: cut)
             let bytes = InfoFile.render(parts)
@@ -371,7 +388,7 @@ actor BatchEngine {
                 try await plan.delivery.deliver(bytes: bytes, name: name)
             }
             guard delivered else { continue }
-            try? await Blocking.run {
+            try? await BlockingIO.run {
                 try ledger.markDone(destination: plan.id, cut: cut)
                 ledger.prune(destination: plan.id, before: cut - 20 * plan.schedule.every)
             }
@@ -405,7 +422,7 @@ actor BatchEngine {
             let snapshots = self.snapshots
             let catalog = plan.catalog
             do {
-                let snapshot = try await Blocking.run { () -> Snapshot? in
+                let snapshot = try await BlockingIO.run { () -> Snapshot? in
                     guard let offset = snapshots.choose(destination: plan.id, partition: partition,
                                                         firstOffset: firstOffset, allDestinations: ids)
                     else { return nil }
@@ -437,7 +454,7 @@ actor BatchEngine {
         let now = clock()
         if let cached = cachedPartitionCount, now - cached.at < 30_000 { return cached.count }
         let source = partitionCountSource
-        if let count = try? await Blocking.run(source), count > 0 {
+        if let count = try? await BlockingIO.run(source), count > 0 {
             cachedPartitionCount = (count, now)
             return count
         }
@@ -445,17 +462,7 @@ actor BatchEngine {
     }
 
     private func deadLetter(_ record: KafkaRecord, reason: String) async {
-        var delay = Duration.milliseconds(100)
-        while !Task.isCancelled {
-            do {
-                try await deadLetters.malformed(record, reason: reason)
-                return
-            } catch {
-                logger.error("dead-letter write failed, retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
-            }
-        }
+        await deadLetters.keepMalformed(record, reason: reason, logger: logger)
     }
 
     private func publishStateMetrics() {

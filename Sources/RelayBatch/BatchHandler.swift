@@ -32,7 +32,7 @@ public struct BatchHandler: RecordHandler {
         let producer = context.producer
         engine = BatchEngine(plans: plans, topic: topic, stateDirectory: state, ownership: ownership,
                              offsets: context.offsets, deadLetters: context.deadLetters, logger: context.logger,
-                             partitionCount: { try producer.partitions(of: topic).count })
+                             partitionCount: { try producer.partitions(of: topic).count }, input: config.input)
         self.ownership = ownership
         self.topic = topic
         // Idle cuts are due `grace` after the cut time: check a few times per grace period, at most every second.

@@ -1,4 +1,5 @@
 import Foundation
+import RelayEncoding
 
 /// What one partition's owner did for one cut of one destination: the parts it delivered (possibly none), and the
 /// range of cuts it answers for: `(from, cut]`. Cuts in that range other than `cut` had nothing from this partition.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RelayEncoding
 import RelayRuntime
 
 /// A part written locally, ready to deliver, with what the `.info` file lists about it.
@@ -154,12 +155,6 @@ final class PartWriter {
         fd = -1
         parts[parts.count - 1].byteSize = partBytes
         parts[parts.count - 1].lineCount = partLines
-        parts[parts.count - 1].md5 = md5.finalize().map { String(format: "%02x", $0) }.joined()
+        parts[parts.count - 1].md5 = Hex.lower(md5.finalize())
     }
-}
-
-/// A batch failure with a readable message (never a secret).
-public struct BatchError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import RelayEncoding
 
 /// A destination's user state on one partition right after a cut, tagged with the offset it covers
 /// (`nextOffset`: every record below it is in the state) and the cut time.
@@ -23,95 +24,72 @@ struct Snapshot: Sendable {
     static let magic: [UInt8] = Array("RBS1".utf8)
 
     func encode(catalog: AliasCatalog) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(table.arena.count + table.count * 16 + 64)
-        out += Self.magic
-        put64(&out, nextOffset)
-        put64(&out, lastCut ?? .min)
-        put32(&out, UInt32(catalog.aliases.count))
+        var out = BinaryWriter(capacity: table.arena.count + table.count * 16 + 64)
+        out.append(raw: Self.magic)
+        out.put(nextOffset)
+        out.put(lastCut ?? .min)
+        out.put(UInt32(catalog.aliases.count))
         for alias in catalog.aliasBytes {
-            put16(&out, UInt16(alias.count))
-            out += alias
+            out.put(UInt16(alias.count))
+            out.append(raw: alias)
         }
-        put32(&out, UInt32(pool.sets.count))
+        out.put(UInt32(pool.sets.count))
         for set in pool.sets {
-            put16(&out, UInt16(set.count))
-            for n in set { put16(&out, n) }
+            out.put(UInt16(set.count))
+            for n in set { out.put(n) }
         }
-        put32(&out, UInt32(table.count))
+        out.put(UInt32(table.count))
         for i in 0..<table.entries.count {
             let e = table[i]
             guard e.current != 0 || e.atCut != 0 else { continue }
-            put16(&out, e.keyLength)
-            out += table.uuidBytes(e)
+            out.put(e.keyLength)
+            out.append(raw: table.uuidBytes(e))
             if let id = table.idBytes(e) {
-                put16(&out, UInt16(id.count))
-                out += id
+                out.put(UInt16(id.count))
+                out.append(raw: id)
             } else {
-                put16(&out, .max)
+                out.put(UInt16.max)
             }
-            put32(&out, UInt32(bitPattern: e.atCut))
+            out.put(e.atCut)
         }
-        return out
+        return out.bytes
     }
 
-    static func decode(_ bytes: [UInt8], catalog: AliasCatalog) throws -> Snapshot {
-        var reader = ByteReader(bytes: bytes)
-        guard try reader.take(4) == magic[...] else { throw BatchError("not a batch snapshot") }
-        let nextOffset = try reader.int64()
-        let lastCutRaw = try reader.int64()
+    static func decode(_ bytes: [UInt8], catalog: AliasCatalog) throws(MalformedInput) -> Snapshot {
+        var reader = BinaryReader(bytes, what: "batch snapshot")
+        guard try reader.take(4) == magic[...] else { throw MalformedInput("not a batch snapshot") }
+        let nextOffset = try reader.read(Int64.self)
+        let lastCutRaw = try reader.read(Int64.self)
         var aliasMap: [UInt16?] = []
-        for _ in 0..<(try reader.uint32()) {
-            let n = Int(try reader.uint16())
+        for _ in 0..<(try reader.read(UInt32.self)) {
+            let n = Int(try reader.read(UInt16.self))
             let name = String(decoding: try reader.take(n), as: UTF8.self)
             aliasMap.append(catalog.number(of: name))
         }
         var pool = AliasSetPool()
         var setMap: [Int32] = []
-        for _ in 0..<(try reader.uint32()) {
-            let n = Int(try reader.uint16())
+        for _ in 0..<(try reader.read(UInt32.self)) {
+            let n = Int(try reader.read(UInt16.self))
             var set: [UInt16] = []
             for _ in 0..<n {
-                let old = Int(try reader.uint16())
+                let old = Int(try reader.read(UInt16.self))
                 if old < aliasMap.count, let mapped = aliasMap[old] { set.append(mapped) }
             }
             setMap.append(pool.intern(Array(Set(set)).sorted()))
         }
         var table = UserTable()
-        for _ in 0..<(try reader.uint32()) {
-            let uuid = try reader.take(Int(try reader.uint16()))
-            let idLength = try reader.uint16()
+        for _ in 0..<(try reader.read(UInt32.self)) {
+            let uuid = try reader.take(Int(try reader.read(UInt16.self)))
+            let idLength = try reader.read(UInt16.self)
             let id = idLength == .max ? nil : try reader.take(Int(idLength))
-            let set = Int(Int32(bitPattern: try reader.uint32()))
-            guard set < setMap.count else { throw BatchError("corrupt batch snapshot") }
+            let set = Int(try reader.read(Int32.self))
+            guard set >= 0, set < setMap.count else { throw MalformedInput("batch snapshot: unknown alias set \(set)") }
             let mapped = setMap[set]
             table.restore(uuid: uuid, id: id, current: mapped, atCut: mapped)
         }
         return Snapshot(nextOffset: nextOffset, lastCut: lastCutRaw == .min ? nil : lastCutRaw, table: table,
                         pool: pool)
     }
-}
-
-private func put16(_ out: inout [UInt8], _ v: UInt16) { out.append(UInt8(v >> 8)); out.append(UInt8(v & 0xFF)) }
-private func put32(_ out: inout [UInt8], _ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { out.append(UInt8((v >> UInt32(s)) & 0xFF)) } }
-private func put64(_ out: inout [UInt8], _ v: Int64) {
-    let u = UInt64(bitPattern: v)
-    for s in stride(from: 56, through: 0, by: -8) { out.append(UInt8((u >> UInt64(s)) & 0xFF)) }
-}
-
-struct ByteReader {
-    let bytes: [UInt8]
-    var position = 0
-
-    mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, position + n <= bytes.count else { throw BatchError("truncated batch snapshot") }
-        defer { position += n }
-        return bytes[position..<position + n]
-    }
-
-    mutating func uint16() throws -> UInt16 { try take(2).reduce(0) { $0 << 8 | UInt16($1) } }
-    mutating func uint32() throws -> UInt32 { try take(4).reduce(0) { $0 << 8 | UInt32($1) } }
-    mutating func int64() throws -> Int64 { Int64(bitPattern: try take(8).reduce(0) { $0 << 8 | UInt64($1) }) }
 }
 
 /// The snapshots of every destination and partition under `<state>/snapshots`.
@@ -161,45 +139,6 @@ struct SnapshotStore: Sendable {
             for old in all.prefix(all.count - Self.kept) {
                 unlink(folder.appendingPathComponent("\(old).snap").path)
             }
-        }
-    }
-}
-
-/// Writes a file atomically: a temporary name in the same directory, fsync, rename, fsync of the directory.
-enum AtomicFile {
-    static func write(_ bytes: [UInt8], to url: URL) throws {
-        let directory = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let temp = directory.appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
-        let fd = open(temp.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw BatchError("cannot create \(temp.path): \(String(cString: strerror(errno)))") }
-        var ok = true
-        bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 { if errno == EINTR { continue }; ok = false; break }
-                offset += n
-            }
-        }
-        if ok { ok = fsync(fd) == 0 }
-        close(fd)
-        guard ok else {
-            unlink(temp.path)
-            throw BatchError("cannot write \(url.path): \(String(cString: strerror(errno)))")
-        }
-        try publish(temp, as: url)
-    }
-
-    /// Renames a complete, synced file into place and syncs the directory.
-    static func publish(_ temp: URL, as url: URL) throws {
-        guard rename(temp.path, url.path) == 0 else {
-            throw BatchError("cannot rename into \(url.path): \(String(cString: strerror(errno)))")
-        }
-        let dirfd = open(url.deletingLastPathComponent().path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            fsync(dirfd)
-            close(dirfd)
         }
     }
 }

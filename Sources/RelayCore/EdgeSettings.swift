@@ -7,15 +7,23 @@ public struct EdgeSettings: Sendable, Hashable {
     /// Signs `/px` redirect targets (`redirect_key_env`, default `RELAY_REDIRECT_KEY`, or `redirect_key_file`).
     public var redirectKey: Secret
     public var snapshotDir: String
+    /// Open connections beyond this many are closed as soon as they are accepted.
+    public var maxConnections: Int
+    /// A connection that has not completed a request for this long (idle between requests, or still sending its
+    /// headers or body) is closed: slow clients cannot hold connections open.
+    public var idleTimeout: RelayDuration
 
     public init(
         listen: HostPort = HostPort(host: "127.0.0.1", port: 8080), corsOrigins: [String] = [],
-        redirectKey: Secret = .environment("RELAY_REDIRECT_KEY"), snapshotDir: String = "./state/edge"
+        redirectKey: Secret = .environment("RELAY_REDIRECT_KEY"), snapshotDir: String = "./state/edge",
+        maxConnections: Int = 10_000, idleTimeout: RelayDuration = RelayDuration(milliseconds: 60_000)
     ) {
         self.listen = listen
         self.corsOrigins = corsOrigins
         self.redirectKey = redirectKey
         self.snapshotDir = snapshotDir
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
     }
 }
 

@@ -1,3 +1,5 @@
+import RelayEncoding
+
 import Foundation
 
 /// Decodes and validates qualification events (SPEC §2) on the hot path of every worker.

@@ -99,6 +99,7 @@ extension RelayConfig {
         let edgeReader = section("edge")
         let edge = readEdge(edgeReader)
         let pixelAudit = readPixelAudit(section("pixel_audit"))
+        let input = readInput(section("input"))
         let destinations = readDestinations(root)
         root.reportUnknownKeys()
 
@@ -110,7 +111,7 @@ extension RelayConfig {
                 key, path: "edge.redirect_key\(suffix)", at: edgeReader.position(of: "redirect_key\(suffix)"),
                 needFor: " (needed by destinations with audit: redirect)")
         }
-        return RelayConfig(kafka: kafka, edge: edge, pixelAudit: pixelAudit, destinations: destinations)
+        return RelayConfig(kafka: kafka, edge: edge, pixelAudit: pixelAudit, input: input, destinations: destinations)
     }
 
     // MARK: kafka
@@ -233,6 +234,8 @@ extension RelayConfig {
         // Checked only once destinations are known: see `read(_:)`.
         if let key = reader.secret("redirect_key", required: false, check: false) { edge.redirectKey = key }
         if let dir = reader.string("snapshot_dir") { edge.snapshotDir = dir }
+        if let limit = reader.integer("max_connections", atLeast: 1) { edge.maxConnections = limit }
+        if let timeout = reader.duration("idle_timeout", positive: true) { edge.idleTimeout = timeout }
         reader.reportUnknownKeys()
         return edge
     }
@@ -241,6 +244,14 @@ extension RelayConfig {
     private static func isOrigin(_ text: String) -> Bool {
         guard let url = MappingReader.httpURL(text) else { return false }
         return url.path.isEmpty && url.query == nil && url.fragment == nil && !text.hasSuffix("/")
+    }
+
+    private static func readInput(_ reader: MappingReader) -> EventTimeWindow {
+        var window = EventTimeWindow()
+        if let age = reader.duration("max_event_age", positive: true) { window.maxEventAge = age }
+        if let skew = reader.duration("max_clock_skew", positive: true) { window.maxClockSkew = skew }
+        reader.reportUnknownKeys()
+        return window
     }
 
     private static func readPixelAudit(_ reader: MappingReader) -> PixelAuditSettings {

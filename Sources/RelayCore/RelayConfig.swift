@@ -9,12 +9,15 @@ public struct RelayConfig: Sendable, Hashable {
     public var kafka: KafkaSettings
     public var edge: EdgeSettings
     public var pixelAudit: PixelAuditSettings
+    /// Which event and record times the workers accept.
+    public var input: EventTimeWindow
     public var destinations: [Destination]
 
     public init(
         kafka: KafkaSettings, edge: EdgeSettings = EdgeSettings(), pixelAudit: PixelAuditSettings = PixelAuditSettings(),
-        destinations: [Destination] = []
+        input: EventTimeWindow = EventTimeWindow(), destinations: [Destination] = []
     ) {
+        self.input = input
         self.kafka = kafka
         self.edge = edge
         self.pixelAudit = pixelAudit

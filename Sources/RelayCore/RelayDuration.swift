@@ -72,6 +72,12 @@ public struct RelayDuration: Sendable, Hashable, Comparable, CustomStringConvert
             guard !o1 && !o2 else { throw ParseError(message: "\"\(text)\" is too long a duration") }
             total = sum
         }
+        guard total <= Self.longest.milliseconds else {
+            throw ParseError(message: "\"\(text)\" is longer than \(Self.longest) (100 years)")
+        }
         milliseconds = total
     }
+
+    /// No configured duration is longer: added to any event time of this era it stays far from `Int64` overflow.
+    public static let longest = RelayDuration(milliseconds: 36_500 * 86_400_000)
 }

@@ -20,8 +20,10 @@ extension URLSettings {
                 reader.report("max_loss_rate", "must be between 0 and 1")
             }
         }
+        let receiptsToken = reader.secret("receipts_token", required: false)
         guard let url, secureURL != nil || !reader.has("secure_url") else { return nil }
-        return URLSettings(url: url, secureURL: secureURL, serialize: serialize, audit: audit, maxLossRate: maxLossRate)
+        return URLSettings(url: url, secureURL: secureURL, serialize: serialize, audit: audit, maxLossRate: maxLossRate,
+                           receiptsToken: receiptsToken)
     }
 
     /// A URL template: `%alias%` required, only known macros, and an http(s) URL once the macros are filled in.

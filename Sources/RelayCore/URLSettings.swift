@@ -10,16 +10,21 @@ public struct URLSettings: Sendable, Hashable {
     public var audit: PixelAuditMode
     /// Above this loss rate the pixel audit raises `alert`.
     public var maxLossRate: Double
+    /// The partner's credential for `POST /px/receipts` (`receipts_token_env` / `receipts_token_file`): sent as
+    /// `Authorization: Bearer <token>`, or used as the key of an HMAC-SHA256 of the body. Without it, the edge
+    /// refuses receipts for this destination.
+    public var receiptsToken: Secret?
 
     public init(
         url: String, secureURL: String? = nil, serialize: SerializeSettings? = nil, audit: PixelAuditMode = .none,
-        maxLossRate: Double = 0.20
+        maxLossRate: Double = 0.20, receiptsToken: Secret? = nil
     ) {
         self.url = url
         self.secureURL = secureURL ?? url
         self.serialize = serialize
         self.audit = audit
         self.maxLossRate = maxLossRate
+        self.receiptsToken = receiptsToken
     }
 
     /// The macros a template may use besides `%dpid_<digits>%`.

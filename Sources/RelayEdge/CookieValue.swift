@@ -1,4 +1,5 @@
 import RelayCore
+import RelayEncoding
 
 /// The value of a `kind: cookie` destination for one user (SPEC §6 `stuff[].cv`).
 enum CookieValue {
@@ -30,7 +31,7 @@ enum CookieValue {
     /// `Set-Cookie` for a value: characters outside RFC 6265's cookie-octet (`,`, `;`, space, quotes, `\`, non-ASCII)
     /// are percent-encoded, and so is `%`.
     static func setCookieHeader(_ settings: CookieSettings, value: String) -> String {
-        let encoded = ByteWriting.percentEncoded(value) { byte in
+        let encoded = PercentEncoding.encode(value) { byte in
             byte >= 0x21 && byte <= 0x7E && byte != 0x22 && byte != 0x2C && byte != 0x3B && byte != 0x5C
                 && byte != 0x25
         }

@@ -1,4 +1,5 @@
 import Prometheus
+import RelayCore
 import Synchronization
 
 /// `relay_edge_*` metrics, registered directly with the registry `/metrics` serves (fine latency buckets).
@@ -11,6 +12,10 @@ final class EdgeMetrics: Sendable {
     let malformedEvents: Counter
     let pixelsFired: Counter
     let pixelProduceFailures: Counter
+    let pixelEventsDropped: Counter
+    let connectionsOpen: Gauge
+    let connectionsRefused: Counter
+    let connectionsTimedOut: Counter
     let snapshotUsers: Gauge
     private let received: [PixelEvent.Source: Counter]
     private let requests = Mutex<[RequestKey: Counter]>([:])
@@ -38,6 +43,13 @@ final class EdgeMetrics: Sendable {
         pixelsFired = registry.makeCounter(descriptor: name("pixels_fired", "total", "Pixels handed out (fired events)"))
         pixelProduceFailures = registry.makeCounter(
             descriptor: name("pixel_produce_failures", "total", "Pixel events that could not be produced"))
+        pixelEventsDropped = registry.makeCounter(
+            descriptor: name("pixel_events_dropped", "total", "Pixel events dropped because the producer was behind"))
+        connectionsOpen = registry.makeGauge(descriptor: name("connections_open", "", "HTTP connections open now"))
+        connectionsRefused = registry.makeCounter(
+            descriptor: name("connections_refused", "total", "Connections closed on accept: edge.max_connections open"))
+        connectionsTimedOut = registry.makeCounter(
+            descriptor: name("connections_timed_out", "total", "Connections closed after edge.idle_timeout without a request"))
         snapshotUsers = registry.makeGauge(descriptor: name("snapshot_users", "", "Users in the last snapshot written"))
         var received: [PixelEvent.Source: Counter] = [:]
         for source in [PixelEvent.Source.redirect, .beacon, .partner] {

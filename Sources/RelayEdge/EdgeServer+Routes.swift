@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RelayCore
+import RelayEncoding
 
 extension EdgeServer {
     static let transparentGIF: [UInt8] = [
@@ -10,7 +11,6 @@ extension EdgeServer {
         0xFF, 0x21, 0xF9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2C, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
         0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B,
     ]
-    static let maxReceiptBytes = 1_024 * 1_024
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/event") { request, _ in
@@ -37,14 +37,15 @@ extension EdgeServer {
         }
         router.post("/px/receipts") { request, _ in
             await measured(2, request) {
+                try PixelReceipts.checkHead(request.headers)
                 var request = request
                 let body: ByteBuffer
                 do {
-                    body = try await request.collectBody(upTo: Self.maxReceiptBytes)
+                    body = try await request.collectBody(upTo: PixelReceipts.maxBodyBytes)
                 } catch {
-                    throw EventParameters.Refusal(status: .contentTooLarge, message: "request body above 1 MiB")
+                    throw EventParameters.Refusal(status: .contentTooLarge, message: "request body above 256 KiB")
                 }
-                return try receipts(body)
+                return try recordReceipts(request.headers, body: Array(body.readableBytesView))
             }
         }
         router.on("/px/receipts", method: .options) { request, _ in preflight(request) }
@@ -59,6 +60,9 @@ extension EdgeServer {
             response = try await body()
         } catch let refusal as EventParameters.Refusal {
             response = Self.text(refusal.status, refusal.message)
+            if refusal.status == .unauthorized {
+                response.headers[.wwwAuthenticate] = #"Bearer realm="px-receipts""#
+            }
         } catch {
             logger.error("request failed", metadata: ["endpoint": "\(EdgeMetrics.endpoints[endpoint])", "error": "\(error)"])
             response = Self.text(.internalServerError, "internal error")
@@ -90,11 +94,11 @@ extension EdgeServer {
         if query.utf8.count > EventParameters.maxQueryBytes {
             throw EventParameters.Refusal(status: .uriTooLong, message: "query string above 8 KiB")
         }
-        guard var form = ByteWriting.parseForm(query.utf8) else {
+        guard var form = PercentEncoding.decodeForm(query.utf8) else {
             throw EventParameters.Refusal.badRequest("malformed query string (bad %-escape or invalid UTF-8)")
         }
         if let body {
-            guard let pairs = body.withUnsafeReadableBytes({ ByteWriting.parseForm($0) }) else {
+            guard let pairs = body.withUnsafeReadableBytes({ PercentEncoding.decodeForm($0) }) else {
                 throw EventParameters.Refusal.badRequest(
                     "malformed form body (expected application/x-www-form-urlencoded)")
             }
@@ -139,9 +143,9 @@ extension EdgeServer {
         }
         let now = Self.nowMilliseconds()
         guard !query.isEmpty else {
-            recorder.record([PixelEvent(type: .received, pixelID: id,
+            recorder.record([PixelEvent(kind: .received, pixelID: id,
                                         destinationID: PixelEvent.destination(inPixelID: id) ?? 0, uuid: "",
-                                        timestamp: now, aliases: [], url: nil, source: .beacon)])
+                                        ts: now, aliases: [], url: nil, source: .beacon)])
             metrics.received(.beacon)
             return Self.gif()
         }
@@ -149,65 +153,36 @@ extension EdgeServer {
             throw EventParameters.Refusal(status: .forbidden, message: "pixel URL signature does not match")
         }
         // Signed by this edge: the values below are the ones it issued.
-        guard let pairs = ByteWriting.parseForm(signed.utf8) else {
+        guard let pairs = PercentEncoding.decodeForm(signed.utf8) else {
             throw EventParameters.Refusal.badRequest("malformed pixel URL")
         }
         var fields: [String: String] = [:]
         for (name, value) in pairs { fields[name] = value }
         let aliases = signed.split(separator: "&").first { $0.hasPrefix("a=") }.map { part in
-            part.dropFirst(2).split(separator: ",").compactMap { ByteWriting.formDecode($0.utf8) }
+            part.dropFirst(2).split(separator: ",").compactMap { PercentEncoding.decodeFormComponent($0.utf8) }
         } ?? []
-        let destinationID = fields["d"].flatMap { Int($0) } ?? PixelEvent.destination(inPixelID: id) ?? 0
+        let destinationID = fields["d"].flatMap { Int64($0) } ?? PixelEvent.destination(inPixelID: id) ?? 0
         guard let target = fields["t"] else {
-            recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
-                                        timestamp: now, aliases: aliases, url: nil, source: .beacon)])
+            recorder.record([PixelEvent(kind: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
+                                        ts: now, aliases: aliases, url: nil, source: .beacon)])
             metrics.received(.beacon)
             return Self.gif()
         }
         guard target.hasPrefix("http://") || target.hasPrefix("https://"), !target.contains(where: \.isNewline) else {
             throw EventParameters.Refusal.badRequest("malformed pixel target")
         }
-        recorder.record([PixelEvent(type: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
-                                    timestamp: now, aliases: aliases, url: nil, source: .redirect)])
+        recorder.record([PixelEvent(kind: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
+                                    ts: now, aliases: aliases, url: nil, source: .redirect)])
         metrics.received(.redirect)
         return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
     }
 
-    /// `POST /px/receipts`: a JSON list of pixel ids, or `{"destination_id": 7001, "pixel_ids": [...]}`.
-    private func receipts(_ body: ByteBuffer) throws -> Response {
-        let data = Data(body.readableBytesView)
-        guard let json = try? JSONSerialization.jsonObject(with: data) else {
-            throw EventParameters.Refusal.badRequest(
-                #"body must be a JSON list of pixel ids or {"destination_id": N, "pixel_ids": [...]}"#)
-        }
-        var destinationID: Int?
-        let list: [Any]
-        if let array = json as? [Any] {
-            list = array
-        } else if let object = json as? [String: Any], let array = object["pixel_ids"] as? [Any] {
-            list = array
-            if let value = object["destination_id"] {
-                guard let number = value as? Int ?? (value as? String).flatMap({ Int($0) }) else {
-                    throw EventParameters.Refusal.badRequest("destination_id must be an integer")
-                }
-                destinationID = number
-            }
-        } else {
-            throw EventParameters.Refusal.badRequest(
-                #"body must be a JSON list of pixel ids or {"destination_id": N, "pixel_ids": [...]}"#)
-        }
-        var ids: [String] = []
-        for (index, item) in list.enumerated() {
-            guard let id = item as? String, EventParameters.isValidUUID(id) else {
-                throw EventParameters.Refusal.badRequest(
-                    "pixel_ids[\(index)] must be a string of 1-64 characters of [0-9A-Za-z_-]")
-            }
-            ids.append(id)
-        }
+    /// `POST /px/receipts`, once ``PixelReceipts`` has accepted the caller and its ids.
+    private func recordReceipts(_ headers: HTTPFields, body: [UInt8]) throws -> Response {
+        let (destinationID, ids) = try receipts.accept(headers: headers, body: body)
         let now = Self.nowMilliseconds()
         recorder.record(ids.map {
-            PixelEvent(type: .received, pixelID: $0,
-                       destinationID: destinationID ?? PixelEvent.destination(inPixelID: $0) ?? 0, uuid: "", timestamp: now,
+            PixelEvent(kind: .received, pixelID: $0, destinationID: Int64(destinationID), uuid: "", ts: now,
                        aliases: [], url: nil, source: .partner)
         })
         metrics.received(.partner, count: ids.count)
@@ -217,21 +192,18 @@ extension EdgeServer {
 
     // MARK: CORS
 
-    /// The request's `Origin` when configured (or any well-formed origin with `*`); nil otherwise.
-    private func allowedOrigin(_ request: Request) -> String? {
-        guard let origin = request.headers[.origin], !origin.isEmpty, origin.utf8.count <= 255 else { return nil }
-        let wellFormed = (origin.hasPrefix("http://") || origin.hasPrefix("https://"))
-            && origin.utf8.allSatisfy { EventParameters.isIDByte($0) || ".:/[]".utf8.contains($0) }
-        guard wellFormed else { return nil }
-        return allowAnyOrigin || corsOrigins.contains(origin.lowercased()) ? origin : nil
-    }
-
     private func addCORS(_ request: Request, to response: inout Response) {
-        guard !corsOrigins.isEmpty else { return }
+        guard cors.isEnabled else { return }
         response.headers.append(HTTPField(name: .vary, value: "Origin"))
-        guard let origin = allowedOrigin(request) else { return }
-        response.headers[.accessControlAllowOrigin] = origin
-        response.headers[.accessControlAllowCredentials] = "true"
+        switch cors.grant(origin: request.headers[.origin]) {
+        case .none:
+            break
+        case .anyOrigin:
+            response.headers[.accessControlAllowOrigin] = "*"
+        case .credentialed(let origin):
+            response.headers[.accessControlAllowOrigin] = origin
+            response.headers[.accessControlAllowCredentials] = "true"
+        }
     }
 
     private func preflight(_ request: Request) -> Response {

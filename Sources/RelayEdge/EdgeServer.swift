@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import Prometheus
@@ -21,8 +22,9 @@ public struct EdgeServer: Sendable {
     let signer: PixelSigner?
     let producer: KafkaProducer
     let logger: Logger
-    let corsOrigins: Set<String>
-    let allowAnyOrigin: Bool
+    let cors: CORSPolicy
+    let receipts: PixelReceipts
+    let openConnections: ConnectionGuard.OpenConnections
     let fallbackHost: String
 
     /// - Parameters:
@@ -44,8 +46,9 @@ public struct EdgeServer: Sendable {
         var producerDefaults = ["linger.ms": "50", "compression.type": "lz4", "queue.buffering.max.messages": "1000000"]
         for key in producerDefaults.keys where client.properties[key] != nil { producerDefaults[key] = nil }
         producer = try KafkaProducer(configuration: client, properties: producerDefaults, logger: logger)
+        let queueMessages = Int(client.properties["queue.buffering.max.messages"] ?? "") ?? 1_000_000
         recorder = PixelRecorder(producer: producer, topic: config.kafka.topics.pixelEvents, metrics: metrics,
-                                 logger: logger)
+                                 logger: logger, limit: PixelRecorder.placeLimit(queueMessages: queueMessages))
         reader = QualificationReader(config: config, client: client, store: store, catalog: catalog,
                                      readiness: readiness, metrics: metrics, logger: logger,
                                      snapshotInterval: snapshotInterval)
@@ -54,8 +57,9 @@ public struct EdgeServer: Sendable {
         } else {
             signer = nil
         }
-        corsOrigins = Set(config.edge.corsOrigins.map { $0.lowercased() })
-        allowAnyOrigin = config.edge.corsOrigins.contains("*")
+        cors = CORSPolicy(origins: config.edge.corsOrigins)
+        receipts = try PixelReceipts(config: config, environment: environment)
+        openConnections = ConnectionGuard.OpenConnections(limit: config.edge.maxConnections)
         fallbackHost = listen.description
         for segment in catalog.mappedSegments where UInt32(exactly: segment) == nil {
             logger.warning("segment ids above 4294967295 are not kept by relay-edge; this mapping never matches",
@@ -64,15 +68,21 @@ public struct EdgeServer: Sendable {
     }
 
     /// The HTTP application, with the reader and the pixel producer as its services: on SIGTERM the server stops
-    /// first, then the reader writes its snapshot, then the producer flushes every pixel event.
+    /// first, then the reader writes its snapshot, then the producer flushes every pixel event. Every connection
+    /// passes a ``ConnectionGuard`` (`edge.max_connections`, `edge.idle_timeout`).
     public func buildApplication(host: String, port: Int, registry: PrometheusCollectorRegistry)
         -> some ApplicationProtocol
     {
         let router = Router()
         addOperationalRoutes(to: router, readiness: readiness, registry: registry)
         addRoutes(to: router)
+        let idleTimeout = TimeAmount.milliseconds(max(1, config.edge.idleTimeout.milliseconds))
         return Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: nil),
+            router: router,
+            server: GuardedHTTP1Channel.builder(open: openConnections, idleTimeout: idleTimeout, metrics: metrics),
+            // A deep accept queue (the kernel caps it at somaxconn): bursts of connections wait to be accepted, and
+            // the guard refuses what is over the limit, instead of the kernel dropping them silently.
+            configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4_096),
             services: [ProducerFlusher(producer: producer, logger: logger), reader], logger: logger)
     }
 }

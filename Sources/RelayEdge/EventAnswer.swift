@@ -1,4 +1,5 @@
 import RelayCore
+import RelayEncoding
 
 /// What `/event` answers for one user (SPEC §6), built straight into bytes.
 struct EventAnswer {
@@ -28,9 +29,9 @@ struct EventAnswer {
         if request.json {
             out.reserveCapacity(512)
             out.append(contentsOf: #"{"uuid":"#.utf8)
-            ByteWriting.appendJSONString(request.uuid, to: &out)
+            JSONWriter.appendString(request.uuid, htmlSafe: true, to: &out)
             out.append(contentsOf: #","dcs_region":"#.utf8)
-            if let region = user?.region { ByteWriting.appendInteger(region, to: &out) } else { out.append(contentsOf: "null".utf8) }
+            if let region = user?.region { JSONWriter.appendInteger(region, to: &out) } else { out.append(contentsOf: "null".utf8) }
             out.append(contentsOf: #","tid":""#.utf8)
             out.append(contentsOf: transactionID(&random))
             out.append(contentsOf: #"","stuff":["#.utf8)
@@ -44,13 +45,13 @@ struct EventAnswer {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
             out.append(contentsOf: #"{"cn":"#.utf8)
-            ByteWriting.appendJSONString(cookie.settings.cookieName, to: &out)
+            JSONWriter.appendString(cookie.settings.cookieName, htmlSafe: true, to: &out)
             out.append(contentsOf: #","cv":"#.utf8)
-            ByteWriting.appendJSONString(value, to: &out)
+            JSONWriter.appendString(value, htmlSafe: true, to: &out)
             out.append(contentsOf: #","ttl":"#.utf8)
-            ByteWriting.appendInteger(cookie.settings.ttlDays, to: &out)
+            JSONWriter.appendInteger(cookie.settings.ttlDays, to: &out)
             out.append(contentsOf: #","dmn":"#.utf8)
-            ByteWriting.appendJSONString(cookie.settings.domain ?? request.cookieDomain, to: &out)
+            JSONWriter.appendString(cookie.settings.domain ?? request.cookieDomain, htmlSafe: true, to: &out)
             out.append(UInt8(ascii: "}"))
         }
         if request.json { out.append(contentsOf: #"],"dests":["#.utf8) }
@@ -69,11 +70,11 @@ struct EventAnswer {
                     if !first { out.append(UInt8(ascii: ",")) }
                     first = false
                     out.append(contentsOf: #"{"c":"#.utf8)
-                    ByteWriting.appendJSONString(dest.url, to: &out)
+                    JSONWriter.appendString(dest.url, htmlSafe: true, to: &out)
                     out.append(contentsOf: #","e":"#.utf8)
-                    ByteWriting.appendJSONString(dest.secureURL, to: &out)
+                    JSONWriter.appendString(dest.secureURL, htmlSafe: true, to: &out)
                     out.append(contentsOf: #","y":"img","id":"#.utf8)
-                    ByteWriting.appendInteger(destination.id, to: &out)
+                    JSONWriter.appendInteger(destination.id, to: &out)
                     out.append(UInt8(ascii: "}"))
                 }
             }
@@ -91,9 +92,9 @@ struct EventAnswer {
         for (index, alias) in aliases.enumerated() {
             if index > 0, let delimiter = destination.settings.serialize?.delimiter {
                 // The delimiter is configuration, not user input; separators common in query strings stay as they are.
-                ByteWriting.appendPercentEncoded(delimiter, keep: { ",;|:".utf8.contains($0) }, to: &encodedAlias)
+                PercentEncoding.append(delimiter, keep: { ",;|:".utf8.contains($0) }, to: &encodedAlias)
             }
-            ByteWriting.appendPercentEncoded(alias, to: &encodedAlias)
+            PercentEncoding.append(alias, to: &encodedAlias)
         }
         var values = URLTemplate.Values(
             encodedAlias: String(decoding: encodedAlias, as: UTF8.self), uuid: request.uuid,
@@ -103,19 +104,19 @@ struct EventAnswer {
         values.secure = true
         guard let secureURL = destination.secureURL.render(values) else { return nil }
         let pixelID = pixelID(destination: destination.id, &random)
-        let pixel = PixelEvent(type: .fired, pixelID: pixelID, destinationID: destination.id, uuid: request.uuid,
-                               timestamp: now, aliases: aliases, url: url, source: .edge)
+        let pixel = PixelEvent(kind: .fired, pixelID: pixelID, destinationID: Int64(destination.id), uuid: request.uuid,
+                               ts: now, aliases: aliases, url: url, source: .edge)
         guard destination.settings.audit == .redirect, let signer else { return (url, secureURL, pixel) }
         func redirect(_ scheme: String, _ target: String) -> String {
             var query: [UInt8] = Array("d=\(destination.id)&u=".utf8)
-            ByteWriting.appendPercentEncoded(request.uuid, to: &query)
+            PercentEncoding.append(request.uuid, to: &query)
             query.append(contentsOf: "&a=".utf8)
             for (index, alias) in aliases.enumerated() {
                 if index > 0 { query.append(UInt8(ascii: ",")) }
-                ByteWriting.appendPercentEncoded(alias, to: &query)
+                PercentEncoding.append(alias, to: &query)
             }
             query.append(contentsOf: "&t=".utf8)
-            ByteWriting.appendPercentEncoded(target, to: &query)
+            PercentEncoding.append(target, to: &query)
             let signed = signer.sign(pixelID: pixelID, query: String(decoding: query, as: UTF8.self))
             return "\(scheme)://\(request.edgeHost)/px/\(pixelID)?\(signed)"
         }
@@ -145,7 +146,7 @@ struct EventAnswer {
         for _ in 0..<2 {
             var value = random.next()
             for _ in 0..<16 {
-                out.append(ByteWriting.lowerHexDigits[Int(value & 0xF)])
+                out.append(Hex.lowerDigits[Int(value & 0xF)])
                 value >>= 4
             }
         }

@@ -1,4 +1,5 @@
 import Crypto
+import RelayEncoding
 
 /// Signs the query of the edge's own `/px/<pixel_id>` URLs so that the edge redirects only where it sent the page
 /// itself (SPEC §6, `audit: redirect`): HMAC-SHA256 over `<pixel_id>?<query before &s=>`, Base64url (no padding) in
@@ -22,7 +23,7 @@ struct PixelSigner: Sendable {
 
     func signature(pixelID: String, query: String) -> String {
         let mac = self.mac(pixelID: pixelID, query: query)
-        return mac.withUnsafeBytes { Self.base64URL($0) }
+        return mac.withUnsafeBytes { Base64URL.encode($0) }
     }
 
     /// `query` with `&s=<signature>` appended.
@@ -34,45 +35,9 @@ struct PixelSigner: Sendable {
     func verify(pixelID: String, query: String) -> Substring? {
         guard let marker = query.range(of: "&s=", options: .backwards) else { return nil }
         let signed = query[..<marker.lowerBound]
-        guard let given = Self.decodeBase64URL(query[marker.upperBound...]) else { return nil }
+        guard let given = Base64URL.decode(query[marker.upperBound...]) else { return nil }
         let valid = HMAC<SHA256>.isValidAuthenticationCode(
             given, authenticating: Array("\(pixelID)?\(signed)".utf8), using: key)
         return valid ? signed : nil
-    }
-
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-
-    static func base64URL(_ bytes: UnsafeRawBufferPointer) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
-        var index = 0
-        while index < bytes.count {
-            let b0 = UInt32(bytes[index])
-            let b1 = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
-            let b2 = index + 2 < bytes.count ? UInt32(bytes[index + 2]) : 0
-            let triple = b0 << 16 | b1 << 8 | b2
-            out.append(alphabet[Int(triple >> 18 & 63)])
-            out.append(alphabet[Int(triple >> 12 & 63)])
-            if index + 1 < bytes.count { out.append(alphabet[Int(triple >> 6 & 63)]) }
-            if index + 2 < bytes.count { out.append(alphabet[Int(triple & 63)]) }
-            index += 3
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    static func decodeBase64URL(_ text: Substring) -> [UInt8]? {
-        var bits: UInt32 = 0
-        var count = 0
-        var out: [UInt8] = []
-        for byte in text.utf8 {
-            guard let value = alphabet.firstIndex(of: byte) else { return nil }
-            bits = bits << 6 | UInt32(value)
-            count += 6
-            if count >= 8 {
-                count -= 8
-                out.append(UInt8(truncatingIfNeeded: bits >> UInt32(count)))
-            }
-        }
-        return out
     }
 }

@@ -6,6 +6,7 @@ import RelayKafka
 import RelayRuntime
 import ServiceLifecycle
 import Synchronization
+import RelayEncoding
 
 /// Keeps the ``SegmentStore`` current: reads every partition of the qualification topic (assigned, no group, no
 /// commits), applies each event as the user's new state, and marks the edge ready once it has caught up with the
@@ -75,7 +76,7 @@ final class QualificationReader: Service, Sendable {
     private func prepare() async throws -> [TopicPartition: Int64] {
         let directory = config.edge.snapshotDir
         let (store, topic, logger) = (self.store, self.topic, self.logger)
-        let loaded: StoreSnapshot.Loaded? = await blocking {
+        let loaded: StoreSnapshot.Loaded? = await BlockingIO.run {
             do {
                 return try StoreSnapshot.load(into: store, directory: directory)
             } catch {
@@ -222,7 +223,7 @@ final class QualificationReader: Service, Sendable {
         guard !offsets.isEmpty else { return }
         let (store, topic, directory, logger, metrics) = (self.store, self.topic, config.edge.snapshotDir, logger, metrics)
         let started = ContinuousClock.now
-        await blocking {
+        await BlockingIO.run {
             do {
                 let users = try StoreSnapshot.write(store: store, topic: topic, offsets: offsets, directory: directory)
                 metrics.snapshotUsers.set(Double(users))
@@ -233,18 +234,5 @@ final class QualificationReader: Service, Sendable {
                 logger.error("snapshot failed", metadata: ["error": "\(error)"])
             }
         }
-    }
-}
-
-/// Runs blocking work (file and broker calls) on a Dispatch thread, off the cooperative pool.
-func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-    }
-}
-
-func blocking<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: work()) }
     }
 }

@@ -1,4 +1,5 @@
 import RelayCore
+import RelayEncoding
 
 /// A `kind: url` template (`url`, `secure_url`) split once into literal text and macros (SPEC §6).
 struct URLTemplate: Sendable, Hashable {
@@ -114,14 +115,14 @@ struct URLTemplate: Sendable, Hashable {
             switch part {
             case .literal(let bytes): out.append(contentsOf: bytes)
             case .macro(.alias): out.append(contentsOf: values.encodedAlias.utf8)
-            case .macro(.did): ByteWriting.appendPercentEncoded(values.uuid, to: &out)
-            case .macro(.rnd): ByteWriting.appendInteger(values.random, to: &out)
-            case .macro(.timestamp): ByteWriting.appendInteger(values.timestamp, to: &out)
-            case .macro(.region): if let region = values.region { ByteWriting.appendInteger(region, to: &out) }
+            case .macro(.did): PercentEncoding.append(values.uuid, to: &out)
+            case .macro(.rnd): JSONWriter.appendInteger(values.random, to: &out)
+            case .macro(.timestamp): JSONWriter.appendInteger(values.timestamp, to: &out)
+            case .macro(.region): if let region = values.region { JSONWriter.appendInteger(region, to: &out) }
             case .macro(.httpProto): out.append(contentsOf: (values.secure ? "https" : "http").utf8)
             case .macro(.dpid(let index)):
                 guard index < values.partnerIDs.count, let id = values.partnerIDs[index] else { return nil }
-                ByteWriting.appendPercentEncoded(id, to: &out)
+                PercentEncoding.append(id, to: &out)
             }
         }
         return String(decoding: out, as: UTF8.self)

@@ -1,4 +1,5 @@
 import CRdKafka
+import RelayEncoding
 import Foundation
 import Logging
 
@@ -33,58 +34,60 @@ public final class KafkaAdmin: Sendable {
                              timeoutMs: Int32 = 30_000) async throws(KafkaError) -> [String: TopicCreation]
     {
         let client = self.client
-        return try await RDKafkaClient.blocking { () throws(KafkaError) in
-            var errbuf = [CChar](repeating: 0, count: 512)
-            var newTopics: [OpaquePointer?] = []
-            defer { for t in newTopics { rd_kafka_NewTopic_destroy(t) } }
-            for topic in topics {
-                guard let t = rd_kafka_NewTopic_new(topic, partitions, replicationFactor, &errbuf, errbuf.count) else {
-                    let detail = errbuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-                    throw KafkaError.usage(detail, operation: "createTopics \(topic)")
+        return try await BlockingIO.run { () throws(KafkaError) in
+            try client.withHandle("createTopics") { handle throws(KafkaError) in
+                var errbuf = [CChar](repeating: 0, count: 512)
+                var newTopics: [OpaquePointer?] = []
+                defer { for t in newTopics { rd_kafka_NewTopic_destroy(t) } }
+                for topic in topics {
+                    guard let t = rd_kafka_NewTopic_new(topic, partitions, replicationFactor, &errbuf, errbuf.count) else {
+                        let detail = errbuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                        throw KafkaError.usage(detail, operation: "createTopics \(topic)")
+                    }
+                    newTopics.append(t)
                 }
-                newTopics.append(t)
-            }
-            let queue = rd_kafka_queue_new(client.handle)
-            defer { rd_kafka_queue_destroy(queue) }
-            let options = rd_kafka_AdminOptions_new(client.handle, RD_KAFKA_ADMIN_OP_CREATETOPICS)
-            defer { rd_kafka_AdminOptions_destroy(options) }
-            _ = rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, &errbuf, errbuf.count)
-            _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, &errbuf, errbuf.count)
-            newTopics.withUnsafeMutableBufferPointer { buf in
-                rd_kafka_CreateTopics(client.handle, buf.baseAddress, buf.count, options, queue)
-            }
-            guard let event = rd_kafka_queue_poll(queue, timeoutMs + 5_000) else {
-                throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "createTopics")
-            }
-            defer { rd_kafka_event_destroy(event) }
-            let err = rd_kafka_event_error(event)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                let detail = rd_kafka_event_error_string(event).map { String(cString: $0) }
-                throw KafkaError(err, operation: "createTopics", detail: detail)
-            }
-            var count = 0
-            let results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count)
-            var outcome: [String: TopicCreation] = [:]
-            for i in 0..<count {
-                let r = results![i]
-                let name = String(cString: rd_kafka_topic_result_name(r))
-                let terr = rd_kafka_topic_result_error(r)
-                switch terr {
-                case RD_KAFKA_RESP_ERR_NO_ERROR: outcome[name] = .created
-                case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS: outcome[name] = .alreadyExists
-                default:
-                    let detail = rd_kafka_topic_result_error_string(r).map { String(cString: $0) }
-                    throw KafkaError(terr, operation: "createTopics \(name)", detail: detail)
+                let queue = rd_kafka_queue_new(handle)
+                defer { rd_kafka_queue_destroy(queue) }
+                let options = rd_kafka_AdminOptions_new(handle, RD_KAFKA_ADMIN_OP_CREATETOPICS)
+                defer { rd_kafka_AdminOptions_destroy(options) }
+                _ = rd_kafka_AdminOptions_set_operation_timeout(options, timeoutMs, &errbuf, errbuf.count)
+                _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMs, &errbuf, errbuf.count)
+                newTopics.withUnsafeMutableBufferPointer { buf in
+                    rd_kafka_CreateTopics(handle, buf.baseAddress, buf.count, options, queue)
                 }
+                guard let event = rd_kafka_queue_poll(queue, timeoutMs + 5_000) else {
+                    throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, operation: "createTopics")
+                }
+                defer { rd_kafka_event_destroy(event) }
+                let err = rd_kafka_event_error(event)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let detail = rd_kafka_event_error_string(event).map { String(cString: $0) }
+                    throw KafkaError(err, operation: "createTopics", detail: detail)
+                }
+                var count = 0
+                let results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count)
+                var outcome: [String: TopicCreation] = [:]
+                for i in 0..<count {
+                    let r = results![i]
+                    let name = String(cString: rd_kafka_topic_result_name(r))
+                    let terr = rd_kafka_topic_result_error(r)
+                    switch terr {
+                    case RD_KAFKA_RESP_ERR_NO_ERROR: outcome[name] = .created
+                    case RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS: outcome[name] = .alreadyExists
+                    default:
+                        let detail = rd_kafka_topic_result_error_string(r).map { String(cString: $0) }
+                        throw KafkaError(terr, operation: "createTopics \(name)", detail: detail)
+                    }
+                }
+                return outcome
             }
-            return outcome
         }
     }
 
     /// Partition ids of a topic; throws `isUnknownTopic` when it does not exist.
     public func partitions(of topic: String, timeoutMs: Int32 = 10_000) async throws(KafkaError) -> [Int32] {
         let client = self.client
-        let partitions = try await RDKafkaClient.blocking { () throws(KafkaError) in
+        let partitions = try await BlockingIO.run { () throws(KafkaError) in
             try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
         }
         if partitions.isEmpty {
@@ -102,14 +105,14 @@ public final class KafkaAdmin: Sendable {
         -> (low: Int64, high: Int64)
     {
         let client = self.client
-        return try await RDKafkaClient.blocking { () throws(KafkaError) in try client.watermarks(tp, timeoutMs: timeoutMs) }
+        return try await BlockingIO.run { () throws(KafkaError) in try client.watermarks(tp, timeoutMs: timeoutMs) }
     }
 
     public func offsetsForTimes(_ partitions: [TopicPartition], timestamp: Int64, timeoutMs: Int32 = 10_000)
         async throws(KafkaError) -> [TopicPartition: Int64]
     {
         let client = self.client
-        return try await RDKafkaClient.blocking { () throws(KafkaError) in
+        return try await BlockingIO.run { () throws(KafkaError) in
             try client.offsetsForTimes(partitions, timestamp: timestamp, timeoutMs: timeoutMs)
         }
     }
@@ -225,7 +228,7 @@ public final class KafkaAdmin: Sendable {
     /// Consumer groups known to the cluster (all of them, or just `group`).
     public func groups(_ group: String? = nil, timeoutMs: Int32 = 10_000) async throws(KafkaError) -> [GroupInfo] {
         let client = self.client
-        return try await RDKafkaClient.blocking { () throws(KafkaError) in
+        return try await BlockingIO.run { () throws(KafkaError) in
             try Self.listGroups(client, group, timeoutMs)
         }
     }
@@ -234,7 +237,7 @@ public final class KafkaAdmin: Sendable {
         -> [GroupInfo]
     {
         var list: UnsafePointer<rd_kafka_group_list>?
-        let err = rd_kafka_list_groups(client.handle, group, &list, timeoutMs)
+        let err = try client.withHandle("listGroups") { rd_kafka_list_groups($0, group, &list, timeoutMs) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaError(err, operation: "listGroups") }
         defer { rd_kafka_group_list_destroy(list) }
         return (0..<Int(list.pointee.group_cnt)).compactMap { i in
@@ -250,7 +253,7 @@ public final class KafkaAdmin: Sendable {
         let partitions = try await topicPartitions(topic)
         let consumer = try groupHandle(group)
         let result: Result<[TopicPartition: Int64], KafkaError>
-        do { result = .success(try await RDKafkaClient.blocking { () throws(KafkaError) in try consumer.committed(partitions) }) }
+        do { result = .success(try await BlockingIO.run { () throws(KafkaError) in try consumer.committed(partitions) }) }
         catch { result = .failure(error) }
         await consumer.close()
         return try result.get()

@@ -1,4 +1,5 @@
 import CRdKafka
+import RelayEncoding
 import Foundation
 import Logging
 import Synchronization
@@ -41,12 +42,10 @@ public final class KafkaConsumer: Sendable {
     public static let offsetEnd = Int64(RD_KAFKA_OFFSET_END)
 
     private let client: RDKafkaClient
-    var handle: OpaquePointer { client.handle }
     private let context: ConsumerContext
     private let configuration: ConsumerConfiguration
     private let stream: AsyncStream<[KafkaRecord]>
     private let poller: Mutex<PollThread?> = Mutex(nil)
-    private let closed = Atomic<Bool>(false)
     private let logger: Logger
 
     public init(configuration: ConsumerConfiguration, logger: Logger) throws(KafkaError) {
@@ -77,18 +76,19 @@ public final class KafkaConsumer: Sendable {
         }
         client = try RDKafkaClient(type: RD_KAFKA_CONSUMER, conf: conf, operation: "consumer")
         // Route the main queue's events (rebalances, errors) to the consumer queue that the poll thread serves.
-        rd_kafka_poll_set_consumer(client.handle)
+        _ = client.ifOpen { rd_kafka_poll_set_consumer($0) }
     }
 
     /// Joins the group (or takes the fixed assignment) and starts reading. `onRebalance` runs on the poll thread
     /// before each assignment change takes effect; it may call `commit` synchronously.
     public func start(onRebalance: @escaping @Sendable (RebalanceEvent) -> Void = { _ in }) throws(KafkaError) {
+        try client.markStarted(operation: "start consumer")
         context.onRebalance.withLock { $0 = onRebalance }
         switch configuration.mode {
         case .subscribe(_, let topics):
             let list = TopicPartitionList(topics.map { (TopicPartition($0, RD_KAFKA_PARTITION_UA), 0) })
             defer { list.destroy() }
-            let err = rd_kafka_subscribe(client.handle, list.pointer)
+            let err = try client.withHandle("subscribe") { rd_kafka_subscribe($0, list.pointer) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(err, operation: "subscribe \(topics.joined(separator: ","))")
             }
@@ -98,10 +98,10 @@ public final class KafkaConsumer: Sendable {
             let partitions = offsets.keys.sorted()
             let generation = context.assigned(partitions)
             onRebalance(.assigned(partitions, generation: generation))
-            let err = rd_kafka_assign(client.handle, list.pointer)
+            let err = try client.withHandle("assign") { rd_kafka_assign($0, list.pointer) }
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "assign") }
         }
-        let queue = rd_kafka_queue_get_consumer(client.handle)!
+        let queue = try client.withHandle("start consumer") { rd_kafka_queue_get_consumer($0)! }
         let (client, context, configuration) = (self.client, self.context, self.configuration)
         let batchSize = configuration.batchSize
         // The poll thread owns `messages` and the pause flag; nothing else touches them.
@@ -121,12 +121,12 @@ public final class KafkaConsumer: Sendable {
                 }
                 // Pausing again is idempotent and covers partitions a rebalance added since.
                 loopState.paused = true
-                Self.setPaused(client.handle, true)
+                _ = client.ifOpen { Self.setPaused($0, true) }
             } else {
                 loopState.overLimitSince = nil
                 if loopState.paused {
                     loopState.paused = false
-                    Self.setPaused(client.handle, false)
+                    _ = client.ifOpen { Self.setPaused($0, false) }
                 }
             }
             // Block for the first message only (consume_batch_queue would wait out its whole time-out to fill a
@@ -148,7 +148,7 @@ public final class KafkaConsumer: Sendable {
     /// Stops reading new records (the group membership stays until `close`). Blocks until the poll thread stopped.
     public func stopFetching() async {
         let poller = self.poller.withLock { $0 }
-        _ = try? await RDKafkaClient.blocking { () throws(KafkaError) in poller?.stopAndWait() }
+        _ = try? await BlockingIO.run { () throws(KafkaError) in poller?.stopAndWait() }
         context.continuation.finish()
     }
 
@@ -157,7 +157,7 @@ public final class KafkaConsumer: Sendable {
         guard !offsets.isEmpty else { return }
         let list = TopicPartitionList(offsets.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         defer { list.destroy() }
-        let err = rd_kafka_commit(client.handle, list.pointer, 0)
+        let err = try client.withHandle("commit") { rd_kafka_commit($0, list.pointer, 0) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "commit") }
         for (tp, _, perr) in list.entries where perr != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(perr, operation: "commit \(tp)")
@@ -166,7 +166,7 @@ public final class KafkaConsumer: Sendable {
 
     /// `commit`, awaited off the cooperative pool.
     public func commitAsync(_ offsets: [TopicPartition: Int64]) async throws(KafkaError) {
-        try await RDKafkaClient.blocking { () throws(KafkaError) in try self.commit(offsets) }
+        try await BlockingIO.run { () throws(KafkaError) in try self.commit(offsets) }
     }
 
     /// The group's committed offsets (next offset to read); partitions without a commit are left out.
@@ -175,7 +175,7 @@ public final class KafkaConsumer: Sendable {
     {
         let list = TopicPartitionList(partitions.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) })
         defer { list.destroy() }
-        let err = rd_kafka_committed(client.handle, list.pointer, timeoutMs)
+        let err = try client.withHandle("committed") { rd_kafka_committed($0, list.pointer, timeoutMs) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "committed") }
         var result: [TopicPartition: Int64] = [:]
         for (tp, offset, perr) in list.entries {
@@ -189,7 +189,7 @@ public final class KafkaConsumer: Sendable {
     public func seek(_ offsets: [TopicPartition: Int64], timeoutMs: Int32 = 10_000) throws(KafkaError) {
         let list = TopicPartitionList(offsets.map { ($0.key, $0.value) })
         defer { list.destroy() }
-        if let error = rd_kafka_seek_partitions(client.handle, list.pointer, timeoutMs) {
+        if let error = try client.withHandle("seek", { rd_kafka_seek_partitions($0, list.pointer, timeoutMs) }) {
             let code = rd_kafka_error_code(error)
             rd_kafka_error_destroy(error)
             throw KafkaError(code, operation: "seek")
@@ -207,8 +207,9 @@ public final class KafkaConsumer: Sendable {
     private func setPaused(_ partitions: [TopicPartition], _ paused: Bool) throws(KafkaError) {
         let list = TopicPartitionList(partitions.map { ($0, 0) })
         defer { list.destroy() }
-        let err = paused ? rd_kafka_pause_partitions(client.handle, list.pointer)
-            : rd_kafka_resume_partitions(client.handle, list.pointer)
+        let err = try client.withHandle(paused ? "pause" : "resume") { handle in
+            paused ? rd_kafka_pause_partitions(handle, list.pointer) : rd_kafka_resume_partitions(handle, list.pointer)
+        }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: paused ? "pause" : "resume") }
     }
 
@@ -222,7 +223,9 @@ public final class KafkaConsumer: Sendable {
     /// The partitions currently assigned to this consumer.
     public func assignment() -> [TopicPartition] {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        guard rd_kafka_assignment(client.handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return [] }
+        guard client.ifOpen({ rd_kafka_assignment($0, &list) }) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
+            return []
+        }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         return TopicPartitionList.entries(of: list).map(\.0).sorted()
     }
@@ -246,13 +249,14 @@ public final class KafkaConsumer: Sendable {
     /// Leaves the group (running a final revoke through `onRebalance`) and releases the handle.
     public func close() async {
         await stopFetching()
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let (client, context) = (self.client, self.context)
-        _ = try? await RDKafkaClient.blocking { () throws(KafkaError) in
-            if let queue = context.queue { rd_kafka_queue_destroy(queue) }
-            _ = rd_kafka_consumer_close(client.handle)
-            context.onRebalance.withLock { $0 = { _ in } }
-            client.destroy()
+        await BlockingIO.run {
+            client.close { handle in
+                if let queue = context.queue { rd_kafka_queue_destroy(queue) }
+                // Runs the final revoke through `onRebalance`, which may still commit.
+                _ = rd_kafka_consumer_close(handle)
+                context.onRebalance.withLock { $0 = { _ in } }
+            }
         }
     }
 }
@@ -401,7 +405,7 @@ extension KafkaConsumer {
     public func cachedHighWatermark(_ tp: TopicPartition) -> Int64? {
         var low: Int64 = -1
         var high: Int64 = -1
-        let err = rd_kafka_get_watermark_offsets(handle, tp.topic, tp.partition, &low, &high)
+        let err = client.ifOpen { rd_kafka_get_watermark_offsets($0, tp.topic, tp.partition, &low, &high) }
         return err == RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0 ? high : nil
     }
 }

@@ -19,13 +19,29 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
         self.init(code: err.rawValue, message: detail.map { "\(text): \($0)" } ?? text, operation: operation)
     }
 
-    /// A local usage error that did not come from librdkafka (bad configuration value, closed client...).
+    /// A call on a producer, consumer or admin client after its `close()`.
+    static func closed(operation: String) -> KafkaError {
+        KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: operation, detail: "the client is closed")
+    }
+
+    /// A local usage error that did not come from librdkafka (bad configuration value, second start...).
     static func usage(_ message: String, operation: String) -> KafkaError {
         KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue, message: message, operation: operation)
     }
 
     /// Whether the same call may succeed if tried again later: transport problems, time-outs, leader moves,
     /// full local queues and the broker's own "try again" answers.
+    /// True when the call came after the client's `close()`.
+    public var isClosed: Bool { code == RD_KAFKA_RESP_ERR__DESTROY.rawValue }
+
+    /// True when librdkafka's local queue is full: the caller should wait for deliveries and try again.
+    public var isQueueFull: Bool { code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue }
+
+    /// True when the record is larger than the producer or the broker accepts (`message.max.bytes`).
+    public var isMessageTooLarge: Bool {
+        code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue || code == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE.rawValue
+    }
+
     public var isRetriable: Bool {
         switch rd_kafka_resp_err_t(rawValue: code) {
         case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,

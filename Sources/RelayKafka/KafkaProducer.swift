@@ -1,4 +1,5 @@
 import CRdKafka
+import RelayEncoding
 import Foundation
 import Logging
 import Synchronization
@@ -10,7 +11,6 @@ public final class KafkaProducer: Sendable {
 
     private let client: RDKafkaClient
     private let poller: PollThread
-    private let closed = Atomic<Bool>(false)
     private let logger: Logger
 
     public init(configuration: KafkaClientConfiguration, properties: [String: String] = [:], logger: Logger)
@@ -37,65 +37,82 @@ public final class KafkaProducer: Sendable {
         let client = try RDKafkaClient(type: RD_KAFKA_PRODUCER, conf: conf, operation: "producer")
         self.client = client
         // Delivery reports are served by rd_kafka_poll.
-        poller = PollThread(name: "relay.producer.poll") { _ = rd_kafka_poll(client.handle, 100) }
+        poller = PollThread(name: "relay.producer.poll") { _ = client.ifOpen { rd_kafka_poll($0, 100) } }
     }
 
     /// Produces one record and returns once the broker has acknowledged it (or it has finally failed).
     public func send(_ record: OutgoingRecord) async throws(KafkaError) -> DeliveryReport {
-        let result: Result<DeliveryReport, KafkaError> = await withCheckedContinuation { continuation in
-            do throws(KafkaError) {
-                try enqueue(record) { continuation.resume(returning: $0) }
-            } catch {
-                continuation.resume(returning: .failure(error))
+        while true {
+            // nil: the local queue was full and nothing was enqueued.
+            let result: Result<DeliveryReport, KafkaError>? = await withCheckedContinuation { continuation in
+                do throws(KafkaError) {
+                    try enqueue(record) { continuation.resume(returning: $0) }
+                } catch where error.isQueueFull {
+                    continuation.resume(returning: nil)
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
             }
+            if let result { return try result.get() }
+            try? await Task.sleep(for: .milliseconds(1))
         }
-        return try result.get()
     }
 
-    /// Hands one record to librdkafka; `completion` runs on the delivery thread once its fate is known.
-    /// Waits (briefly blocking) while librdkafka's local queue is full rather than failing.
-    public func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) throws(KafkaError) {
-        guard !closed.load(ordering: .acquiring) else {
-            throw KafkaError(RD_KAFKA_RESP_ERR__DESTROY, operation: "produce", detail: "producer is closed")
-        }
-        let opaque = Unmanaged.passRetained(DeliveryBox(completion)).toOpaque()
+    /// `enqueue`, waiting (suspended, not blocking a thread) while librdkafka's local queue is full.
+    public func enqueueWaiting(_ record: OutgoingRecord, completion: @escaping Completion) async throws(KafkaError) {
         while true {
-            let headers: OpaquePointer? = record.headers.isEmpty ? nil : rd_kafka_headers_new(record.headers.count)
-            for header in record.headers {
-                header.value.withUnsafeBytes { value in
-                    _ = rd_kafka_header_add(headers, header.key, -1, value.baseAddress, value.count)
-                }
+            do throws(KafkaError) {
+                return try enqueue(record, completion: completion)
+            } catch where error.isQueueFull {
+                // The poll thread drains the queue as deliveries complete.
+                try? await Task.sleep(for: .milliseconds(1))
             }
-            let err = record.value.withUnsafeBytes { value in
-                withKey(record.key) { keyPtr, keyLen in
-                    relay_produce(client.handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
-                                  keyPtr, keyLen, value.baseAddress, value.count, headers, record.timestamp ?? 0,
-                                  opaque)
-                }
-            }
-            if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            if let headers { rd_kafka_headers_destroy(headers) }
-            if err == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                // The poller drains the queue as deliveries complete.
-                usleep(1000)
-                continue
-            }
-            Unmanaged<DeliveryBox>.fromOpaque(opaque).release()
-            throw KafkaError(err, operation: "produce \(record.topic)")
         }
+    }
+
+    /// Hands one record to librdkafka without waiting; `completion` runs on the delivery thread once its fate is
+    /// known. A full local queue throws (`isQueueFull`): the caller decides whether to wait (`enqueueWaiting`) or
+    /// to drop and count, since sleeping here would hold a thread of the cooperative pool.
+    public func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) throws(KafkaError) {
+        try client.withHandle("produce \(record.topic)") { handle throws(KafkaError) in
+            try produce(record, on: handle, completion: completion)
+        }
+    }
+
+    private func produce(_ record: OutgoingRecord, on handle: OpaquePointer, completion: @escaping Completion)
+        throws(KafkaError)
+    {
+        let opaque = Unmanaged.passRetained(DeliveryBox(completion)).toOpaque()
+        let headers: OpaquePointer? = record.headers.isEmpty ? nil : rd_kafka_headers_new(record.headers.count)
+        for header in record.headers {
+            header.value.withUnsafeBytes { value in
+                _ = rd_kafka_header_add(headers, header.key, -1, value.baseAddress, value.count)
+            }
+        }
+        let err = record.value.withUnsafeBytes { value in
+            withKey(record.key) { keyPtr, keyLen in
+                relay_produce(handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
+                              keyPtr, keyLen, value.baseAddress, value.count, headers, record.timestamp ?? 0,
+                              opaque)
+            }
+        }
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }
+        if let headers { rd_kafka_headers_destroy(headers) }
+        Unmanaged<DeliveryBox>.fromOpaque(opaque).release()
+        throw KafkaError(err, operation: "produce \(record.topic)")
     }
 
     /// Waits until every enqueued record has its delivery result, up to `timeoutMs`.
     public func flush(timeoutMs: Int32 = 30_000) async throws(KafkaError) {
         let client = self.client
-        try await RDKafkaClient.blocking { () throws(KafkaError) in
-            let err = rd_kafka_flush(client.handle, timeoutMs)
+        try await BlockingIO.run { () throws(KafkaError) in
+            let err = try client.withHandle("flush") { rd_kafka_flush($0, timeoutMs) }
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, operation: "flush") }
         }
     }
 
     /// Number of records not yet delivered.
-    public var outstanding: Int { Int(rd_kafka_outq_len(client.handle)) }
+    public var outstanding: Int { client.ifOpen { Int(rd_kafka_outq_len($0)) } ?? 0 }
 
     public func partitions(of topic: String, timeoutMs: Int32 = 10_000) throws(KafkaError) -> [Int32] {
         try client.partitions(of: topic, timeoutMs: timeoutMs)[topic] ?? []
@@ -106,12 +123,11 @@ public final class KafkaProducer: Sendable {
         do { try await flush(timeoutMs: timeoutMs) } catch {
             logger.warning("producer closed with undelivered records", metadata: ["error": "\(error)"])
         }
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let poller = self.poller
         let client = self.client
-        _ = try? await RDKafkaClient.blocking { () throws(KafkaError) in
+        await BlockingIO.run {
             poller.stopAndWait()
-            client.destroy()
+            client.close()
         }
     }
 }

@@ -2,13 +2,14 @@ import CRdKafka
 import Foundation
 import Synchronization
 
-/// Owns one `rd_kafka_t` handle and destroys it exactly once.
+/// Owns one `rd_kafka_t` handle: the one place where the handle is reached (`withHandle`) and destroyed (`close`).
 ///
 /// `@unchecked Sendable` because librdkafka documents `rd_kafka_t` as thread-safe for every call this module makes
-/// from several threads (produce, poll, commit, query...), and the only mutable Swift state is behind `Mutex`/`Atomic`.
+/// from several threads (produce, poll, commit, query...), and the only mutable Swift state, the lifecycle, is behind
+/// a `Mutex`.
 final class RDKafkaClient: @unchecked Sendable {
-    let handle: OpaquePointer
-    private let destroyed = Atomic<Bool>(false)
+    private let handle: OpaquePointer
+    private let lifecycle = Mutex(ClientLifecycle())
 
     /// Takes ownership of `conf` (librdkafka frees it on success; we free it on failure).
     init(type: rd_kafka_type_t, conf: OpaquePointer, operation: String) throws(KafkaError) {
@@ -21,36 +22,56 @@ final class RDKafkaClient: @unchecked Sendable {
         handle = rk
     }
 
-    /// Runs a blocking librdkafka call on its own thread, never on Swift's cooperative pool, and awaits it.
-    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(KafkaError) -> T) async throws(KafkaError)
-        -> T
+    /// Runs `body` with the handle, which stays alive until it returns; after `close()` it throws instead.
+    func withHandle<R>(_ operation: @autoclosure () -> String, _ body: (OpaquePointer) throws(KafkaError) -> R)
+        throws(KafkaError) -> R
     {
-        let result: Result<T, KafkaError> = await withCheckedContinuation { continuation in
-            blockingQueue.async {
-                do throws(KafkaError) { continuation.resume(returning: .success(try body())) } catch {
-                    continuation.resume(returning: .failure(error))
-                }
-            }
-        }
-        return try result.get()
+        guard lifecycle.withLock({ $0.enter() }) else { throw KafkaError.closed(operation: operation()) }
+        defer { lifecycle.withLock { $0.leave() } }
+        return try body(handle)
     }
 
-    private static let blockingQueue = DispatchQueue(label: "relay.kafka.blocking", attributes: .concurrent)
+    /// The same for callers that have nothing to do once the client is closed (poll loops, caches).
+    func ifOpen<R>(_ body: (OpaquePointer) -> R) -> R? {
+        guard lifecycle.withLock({ $0.enter() }) else { return nil }
+        defer { lifecycle.withLock { $0.leave() } }
+        return body(handle)
+    }
 
-    func destroy() {
-        guard !destroyed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+    /// Marks the client started; a second start is refused.
+    func markStarted(operation: String) throws(KafkaError) {
+        switch lifecycle.withLock({ $0.start() }) {
+        case nil: return
+        case .alreadyStarted?: throw KafkaError.usage("already started", operation: operation)
+        case .closed?: throw KafkaError.closed(operation: operation)
+        }
+    }
+
+    /// Blocking (call it off the cooperative pool). Runs `finalWork` on the handle while calls are still allowed
+    /// (leaving a group runs the revoke callback, which commits), then refuses new calls, waits for running ones
+    /// and destroys the handle. Only the first close does anything.
+    func close(finalWork: (OpaquePointer) -> Void = { _ in }) {
+        guard lifecycle.withLock({ $0.beginClose() }) else { return }
+        finalWork(handle)
+        lifecycle.withLock { $0.refuseCalls() }
+        while !lifecycle.withLock({ $0.canDestroy }) { usleep(1_000) }
         rd_kafka_destroy(handle)
     }
 
-    deinit { destroy() }
+    deinit {
+        // A client dropped without close(): nobody can hold it any more.
+        if lifecycle.withLock({ $0.state != .closed }) { rd_kafka_destroy(handle) }
+    }
 
     /// Topic metadata: partition ids per topic (only the topics asked for, or all when `topic` is nil).
     func partitions(of topic: String?, timeoutMs: Int32) throws(KafkaError) -> [String: [Int32]] {
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        var rkt: OpaquePointer?
-        if let topic { rkt = rd_kafka_topic_new(handle, topic, nil) }
-        defer { if let rkt { rd_kafka_topic_destroy(rkt) } }
-        let err = rd_kafka_metadata(handle, topic == nil ? 1 : 0, rkt, &metadata, timeoutMs)
+        let err = try withHandle("metadata") { handle in
+            var rkt: OpaquePointer?
+            if let topic { rkt = rd_kafka_topic_new(handle, topic, nil) }
+            defer { if let rkt { rd_kafka_topic_destroy(rkt) } }
+            return rd_kafka_metadata(handle, topic == nil ? 1 : 0, rkt, &metadata, timeoutMs)
+        }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
             throw KafkaError(err, operation: "metadata \(topic ?? "*")")
         }
@@ -73,7 +94,9 @@ final class RDKafkaClient: @unchecked Sendable {
     func watermarks(_ tp: TopicPartition, timeoutMs: Int32) throws(KafkaError) -> (low: Int64, high: Int64) {
         var low: Int64 = 0
         var high: Int64 = 0
-        let err = rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, timeoutMs)
+        let err = try withHandle("watermarks") { handle in
+            rd_kafka_query_watermark_offsets(handle, tp.topic, tp.partition, &low, &high, timeoutMs)
+        }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "watermarks \(tp)") }
         return (low, high)
     }
@@ -85,7 +108,7 @@ final class RDKafkaClient: @unchecked Sendable {
     {
         let list = TopicPartitionList(partitions.map { ($0, timestamp) })
         defer { list.destroy() }
-        let err = rd_kafka_offsets_for_times(handle, list.pointer, timeoutMs)
+        let err = try withHandle("offsetsForTimes") { handle in rd_kafka_offsets_for_times(handle, list.pointer, timeoutMs) }
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, operation: "offsetsForTimes") }
         var result: [TopicPartition: Int64] = [:]
         for (tp, offset, perr) in list.entries {

@@ -1,4 +1,7 @@
 import Foundation
+import RelayCore
+import RelayEncoding
+import RelayEncoding
 
 /// A partition's join state and the offset it covers, written atomically to
 /// `<state_dir>/<group>/<topic>-<partition>.state`.
@@ -22,8 +25,8 @@ public enum AuditCheckpoint {
     static let version: UInt32 = 1
 
     public static func encode(_ audit: PartitionAudit) -> [UInt8] {
-        var w = ByteWriter(capacity: 64 + audit.windows.count * 80 + audit.pixels.count * 35)
-        w.bytes += magic
+        var w = BinaryWriter(capacity: 64 + audit.windows.count * 80 + audit.pixels.count * 35)
+        w.append(raw: magic)
         w.put(version)
         w.put(audit.partition)
         w.put(audit.windowMs)
@@ -63,49 +66,62 @@ public enum AuditCheckpoint {
 
     /// Reads a checkpoint; it must match the configured window and grace (otherwise its windows mean something else).
     public static func decode(_ bytes: [UInt8], windowMs: Int64, graceMs: Int64) throws(Invalid) -> PartitionAudit {
+        do throws(MalformedInput) {
+            return try decodeChecked(bytes, windowMs: windowMs, graceMs: graceMs)
+        } catch {
+            throw Invalid(description: error.reason)
+        }
+    }
+
+    private static func decodeChecked(_ bytes: [UInt8], windowMs: Int64, graceMs: Int64) throws(MalformedInput)
+        -> PartitionAudit
+    {
+        typealias Invalid = MalformedInput
         guard bytes.count >= 8 + 4 + 4 + 48 + 4 + 8 + 8, Array(bytes[0..<4]) == magic else {
-            throw Invalid(description: "not a pixel audit checkpoint")
+            throw Invalid("not a pixel audit checkpoint")
         }
-        var r = ByteReader(bytes: bytes, position: 4)
-        var tail = ByteReader(bytes: bytes, position: bytes.count - 8)
-        guard fnv(bytes[0..<(bytes.count - 8)]) == tail.u64() else {
-            throw Invalid(description: "checksum mismatch (torn or corrupted file)")
+        var r = BinaryReader(bytes, position: 4, what: "audit checkpoint")
+        var tail = BinaryReader(bytes, position: bytes.count - 8, what: "audit checkpoint")
+        let checksum = try tail.read(UInt64.self)
+        guard fnv(bytes[0..<(bytes.count - 8)]) == checksum else {
+            throw Invalid("checksum mismatch (torn or corrupted file)")
         }
-        guard r.u32() == version else { throw Invalid(description: "unknown checkpoint version") }
-        let partition = r.i32()
-        let window = r.i64(), grace = r.i64(), retention = r.i64()
+        let stored = try r.read(UInt32.self)
+        guard stored == version else { throw Invalid("unknown checkpoint version") }
+        let partition = try r.read(Int32.self)
+        let window = try r.read(Int64.self), grace = try r.read(Int64.self), retention = try r.read(Int64.self)
         guard window == windowMs, grace == graceMs else {
-            throw Invalid(description: "written for audit_window \(window) ms / grace \(grace) ms, configured "
+            throw Invalid("written for audit_window \(window) ms / grace \(grace) ms, configured "
                 + "\(windowMs) ms / \(graceMs) ms")
         }
         var audit = PartitionAudit(partition: partition, windowMs: window, graceMs: grace, retentionMs: retention)
-        audit.nextOffset = r.i64()
-        let watermark = r.i64()
-        let windowCount = Int(r.u32())
-        guard r.remaining >= windowCount * 73 + 8 else { throw Invalid(description: "truncated") }
+        audit.nextOffset = try r.read(Int64.self)
+        let watermark = try r.read(Int64.self)
+        let windowCount = Int(try r.read(UInt32.self))
+        guard r.remaining >= windowCount * 73 + 8 else { throw Invalid("truncated") }
         var windows: [WindowKey: WindowTally] = [:]
         windows.reserveCapacity(windowCount)
         for _ in 0..<windowCount {
-            let key = WindowKey(destination: r.i64(), start: r.i64())
+            let key = WindowKey(destination: try r.read(Int64.self), start: try r.read(Int64.self))
             var t = WindowTally()
             t.known = true
-            t.fired = r.i64(); t.received = r.i64(); t.late = r.i64(); t.duplicate = r.i64(); t.unmatched = r.i64()
-            t.pendingReceipts = r.i64(); t.revision = r.u64()
-            let flags = r.u8()
+            t.fired = try r.read(Int64.self); t.received = try r.read(Int64.self); t.late = try r.read(Int64.self); t.duplicate = try r.read(Int64.self); t.unmatched = try r.read(Int64.self)
+            t.pendingReceipts = try r.read(Int64.self); t.revision = try r.read(UInt64.self)
+            let flags = try r.read(UInt8.self)
             t.closed = flags & 1 != 0
             t.dirty = flags & 2 != 0
             windows[key] = t
         }
-        let pixelCount = Int(r.u64())
-        guard r.remaining == pixelCount * 35 + 8 else { throw Invalid(description: "truncated") }
+        let pixelCount = Int(try r.read(UInt64.self))
+        guard r.remaining == pixelCount * 35 + 8 else { throw Invalid("truncated") }
         var pixels: [PixelKey: PixelEntry] = [:]
         pixels.reserveCapacity(pixelCount)
         for _ in 0..<pixelCount {
-            let key = PixelKey(hi: r.u64(), lo: r.u64())
-            let destination = r.i64(), window = r.i64()
-            guard let status = PixelEntry.Status(rawValue: r.u8()) else { throw Invalid(description: "bad pixel") }
+            let key = PixelKey(hi: try r.read(UInt64.self), lo: try r.read(UInt64.self))
+            let destination = try r.read(Int64.self), window = try r.read(Int64.self)
+            guard let status = PixelEntry.Status(rawValue: try r.read(UInt8.self)) else { throw Invalid("bad pixel") }
             pixels[key] = PixelEntry(destination: destination, window: window, status: status,
-                                     extraReceipts: r.u16())
+                                     extraReceipts: try r.read(UInt16.self))
         }
         audit.restore(watermark: watermark, windows: windows, pixels: pixels)
         return audit
@@ -129,32 +145,12 @@ public enum AuditCheckpoint {
     /// Blocking: write to a temporary file, fsync, rename over the old one, fsync the directory. Skips (returns
     /// false) when the file on disk already covers more offsets.
     public static func write(_ bytes: [UInt8], nextOffset: Int64, to path: String) throws -> Bool {
-        let directory = (path as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let existing = coveredOffset(path), existing > nextOffset { return false }
-        let temporary = "\(path).tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw CheckpointError("cannot create \(temporary): errno \(errno)") }
-        var written = 0
-        let ok = bytes.withUnsafeBytes { buffer -> Bool in
-            while written < buffer.count {
-                let n = Foundation.write(fd, buffer.baseAddress! + written, buffer.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return fsync(fd) == 0
+        do throws(AtomicFile.Failure) {
+            try AtomicFile.write(bytes, to: URL(fileURLWithPath: path))
+        } catch {
+            throw CheckpointError(error.description)
         }
-        close(fd)
-        guard ok else {
-            unlink(temporary)
-            throw CheckpointError("cannot write \(temporary): errno \(errno)")
-        }
-        guard rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw CheckpointError("cannot rename \(temporary): errno \(errno)")
-        }
-        let dfd = open(directory, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
         return true
     }
 
@@ -165,8 +161,8 @@ public enum AuditCheckpoint {
         guard let head = try? handle.read(upToCount: 44), head.count == 44, Array(head[0..<4]) == magic else {
             return nil
         }
-        var reader = ByteReader(bytes: Array(head), position: 36)
-        return reader.i64()
+        var reader = BinaryReader(Array(head), position: 36, what: "audit checkpoint")
+        return try? reader.read(Int64.self)
     }
 
     /// Blocking: the checkpoint's bytes, or nil when there is none.
@@ -187,39 +183,4 @@ extension PartitionAudit {
         self.watermark = watermark
         recomputeSchedule()
     }
-}
-
-struct ByteWriter {
-    var bytes: [UInt8] = []
-
-    init(capacity: Int) { bytes.reserveCapacity(capacity) }
-
-    mutating func put<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-}
-
-struct ByteReader {
-    let bytes: [UInt8]
-    var position: Int
-
-    var remaining: Int { bytes.count - position }
-
-    mutating func read<T: FixedWidthInteger>(_: T.Type) -> T {
-        var value: T = 0
-        withUnsafeMutableBytes(of: &value) { target in
-            bytes.withUnsafeBytes { source in
-                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[position..<(position + MemoryLayout<T>.size)]))
-            }
-        }
-        position += MemoryLayout<T>.size
-        return T(littleEndian: value)
-    }
-
-    mutating func u8() -> UInt8 { read(UInt8.self) }
-    mutating func u16() -> UInt16 { read(UInt16.self) }
-    mutating func u32() -> UInt32 { read(UInt32.self) }
-    mutating func i32() -> Int32 { read(Int32.self) }
-    mutating func u64() -> UInt64 { read(UInt64.self) }
-    mutating func i64() -> Int64 { read(Int64.self) }
 }

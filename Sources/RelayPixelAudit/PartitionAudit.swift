@@ -1,16 +1,4 @@
-/// A destination's window: the key of a report.
-public struct WindowKey: Hashable, Sendable, Comparable {
-    public let destination: Int64
-    public let start: Int64
-
-    public init(destination: Int64, start: Int64) {
-        self.destination = destination
-        self.start = start
-    }
-
-    public static func < (a: WindowKey, b: WindowKey) -> Bool { (a.destination, a.start) < (b.destination, b.start) }
-}
-
+import RelayCore
 /// The join of one partition of `aam.pixel-events`: a pure state machine, fed in offset order, with no I/O.
 ///
 /// - A window is `[start, start + window)` of the *fired* event's `ts`; it closes when the partition's event time

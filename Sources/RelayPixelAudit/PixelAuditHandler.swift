@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization
@@ -26,8 +27,8 @@ public final class PixelAuditHandler: RecordHandler {
     let tickInterval: Duration
     let checkpointIntervalMs: Int64
     private let slots = Mutex<[TopicPartition: Slot]>([:])
-    private let io = BlockingIO(label: "relay-pixel-audit.io")
-    private let feedIO = BlockingIO(label: "relay-pixel-audit.feed")
+    private let io = BlockingIO(serial: "relay-pixel-audit.io")
+    private let feedIO = BlockingIO(serial: "relay-pixel-audit.feed")
 
     struct Slot {
         var audit: PartitionAudit
@@ -121,9 +122,16 @@ public final class PixelAuditHandler: RecordHandler {
         var sightings: [PixelSighting?] = []
         sightings.reserveCapacity(run.indices.count)
         var malformed: [(Int, String)] = []
+        let input = context.config.input
+        let wallNow = Self.nowMs()
         for i in run.indices {
-            do {
-                sightings.append(try PixelSighting.decode(batch[i].value))
+            do throws(MalformedInput) {
+                // A far-future `ts` would move the partition's event clock so that every later pixel "expired".
+                let sighting = try PixelSighting.decode(batch[i].value)
+                if let problem = input.problem(eventTime: sighting.ts, recordTime: batch[i].timestamp, now: wallNow) {
+                    throw MalformedInput(problem)
+                }
+                sightings.append(sighting)
             } catch {
                 malformed.append((i, error.reason))
                 sightings.append(nil)
@@ -174,7 +182,7 @@ public final class PixelAuditHandler: RecordHandler {
         if slots.withLock({ $0[tp]?.generation == generation }) { return }
         let path = AuditCheckpoint.path(stateDir: stateDir, group: group, topic: tp.topic, partition: tp.partition)
         let (windowMs, graceMs, logger) = (self.windowMs, self.graceMs, context.logger)
-        let loaded: PartitionAudit? = try? await io.run { () -> PartitionAudit? in
+        let loaded: PartitionAudit? = await io.run { () -> PartitionAudit? in
             guard let bytes = AuditCheckpoint.read(path) else { return nil }
             do {
                 return try AuditCheckpoint.decode(bytes, windowMs: windowMs, graceMs: graceMs)

@@ -1,3 +1,4 @@
+import RelayCore
 import Metrics
 
 /// The audit's Prometheus metrics (besides the runtime's): per destination, pixels fired, received, lost (at

@@ -1,5 +1,8 @@
 import Hummingbird
 import NIOCore
+import RelayCore
+import RelayEncoding
+import RelayEncoding
 
 /// `GET /report[?destination=7001][&since=<ms or ISO-8601>]`: the merged window reports as a JSON array, by
 /// destination then window start; `since` keeps the windows that end after it.
@@ -13,7 +16,7 @@ public enum ReportRoutes {
                 destination = value
             }
             if let text = request.uri.queryParameters.get("since") {
-                guard let value = ReportBook.parseTime(text) else {
+                guard let value = Timestamps.parseMilliseconds(text) else {
                     return badRequest("since: expected milliseconds since the epoch or ISO-8601")
                 }
                 since = value

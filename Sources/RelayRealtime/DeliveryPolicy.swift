@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayRuntime
 
 /// What one attempt to deliver a message came to.
 public enum AttemptResult: Sendable, Equatable {
@@ -52,17 +53,17 @@ public struct RetryBackoff: Sendable {
 
     public init(policy: RetryPolicy) { self.policy = policy }
 
-    /// The bound after failed attempt number `attempt` (1-based): `initial · 2^(attempt-1)`, at most `max`.
-    public func bound(afterAttempt attempt: Int) -> Duration {
-        let initial = max(1, policy.initialBackoffMs)
-        let exponent = min(max(0, attempt - 1), 30)
-        let ms = min(Int64(max(initial, policy.maxBackoffMs)), Int64(initial) << Int64(exponent))
-        return .milliseconds(ms)
+    private var backoff: Backoff {
+        Backoff(initial: .milliseconds(Int64(max(1, policy.initialBackoffMs))),
+                maximum: .milliseconds(Int64(max(1, policy.maxBackoffMs))), jitter: true)
     }
+
+    /// The bound after failed attempt number `attempt` (1-based): `initial · 2^(attempt-1)`, at most `max`.
+    public func bound(afterAttempt attempt: Int) -> Duration { backoff.bound(afterAttempt: attempt) }
 
     /// The wait before the next attempt. `random` is a value in 0...1 (injected for tests).
     public func delay(afterAttempt attempt: Int, retryAfter: Duration?, random: Double) -> Duration {
-        let jittered = bound(afterAttempt: attempt) * min(1, max(0, random))
+        let jittered = backoff.delay(afterAttempt: attempt, random: random)
         guard let retryAfter else { return jittered }
         return max(retryAfter, jittered)
     }

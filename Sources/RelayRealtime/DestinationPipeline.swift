@@ -173,17 +173,7 @@ final class DestinationPipeline: Sendable {
                            KafkaHeader(RealtimeDeadLetter.sourcesHeader,
                                        "\(message.partition.topic)/\(message.partition.partition)/"
                                            + message.offsets.map(String.init).joined(separator: ","))])
-        var delay = Duration.milliseconds(100)
-        while true {
-            do {
-                try await deadLetters.write(letter)
-                break
-            } catch {
-                logger.error("dead-letter write failed, retrying", metadata: ["error": "\(error)"])
-                do { try await Task.sleep(for: delay) } catch { return }
-                delay = min(delay * 2, .seconds(10))
-            }
-        }
+        guard await deadLetters.keep(letter, logger: logger) else { return }  // shutting down: replayed later
         logger.warning("message dead-lettered", metadata: [
             "message_id": "\(message.id)", "class": "\(errorClass.rawValue)", "reason": "\(reason)",
             "attempts": "\(attempts)", "users": "\(message.userCount)",

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 
@@ -53,10 +54,13 @@ public struct RealtimeHandler: RecordHandler {
     public func handle(_ records: [KafkaRecord]) async {
         var entries: [RealtimeRouter.Entry] = []
         entries.reserveCapacity(records.count)
+        let now = Timestamps.nowMilliseconds()
         for record in records {
             var targets: [ChunkEntry.Target] = []
+            // A refused record time never reaches the chunk clock: the record (dead-lettered) closes on wall time.
+            let chunkTime = context.recordTimeProblem(record, now: now) == nil ? record.timestamp : now
             do {
-                let event = try QualificationDecoder.decode(record.value)
+                let event = try context.qualification(of: record, now: now)
                 for (index, target) in router.targets.enumerated() {
                     switch RealtimeSelection.select(event, offset: record.offset, destination: target.destination,
                                                     settings: target.settings)
@@ -71,7 +75,7 @@ public struct RealtimeHandler: RecordHandler {
             }
             entries.append(RealtimeRouter.Entry(
                 partition: record.topicPartition, generation: record.generation,
-                entry: ChunkEntry(offset: record.offset, kafkaTimestamp: record.timestamp, targets: targets)))
+                entry: ChunkEntry(offset: record.offset, kafkaTimestamp: chunkTime, targets: targets)))
         }
         // Back-pressure only when a destination has a very long queue (a partner down for a long time).
         while router.targets.contains(where: { $0.pipeline.pending > maxPendingPerDestination }), !Task.isCancelled {

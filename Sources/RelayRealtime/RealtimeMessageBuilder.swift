@@ -1,5 +1,6 @@
 import Crypto
 import RelayCore
+import RelayEncoding
 import RelayRuntime
 
 /// Writes the body of a realtime message (SPEC §4) and its `X-Relay-Message-Id`.
@@ -31,27 +32,27 @@ public struct RealtimeMessageBuilder: Sendable {
         Timestamps.appendISO8601(milliseconds: processTime, to: &out)
         out.append(UInt8(ascii: "\""))
         out.append(contentsOf: #","User_DPID":"#.utf8)
-        Self.appendString(String(userDPID), to: &out)
+        JSONWriter.appendString(String(userDPID), to: &out)
         out.append(contentsOf: #","Client_ID":"#.utf8)
-        Self.appendString(clientID, to: &out)
+        JSONWriter.appendString(clientID, to: &out)
         out.append(contentsOf: #","AAM_Destination_Id":"#.utf8)
-        Self.appendString(String(destinationID), to: &out)
+        JSONWriter.appendString(String(destinationID), to: &out)
         out.append(contentsOf: #","User_count":"#.utf8)
-        Self.appendString(String(users.count), to: &out)
+        JSONWriter.appendString(String(users.count), to: &out)
         out.append(contentsOf: #","Users":["#.utf8)
         for (index, user) in users.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: #"{"AAM_UUID":"#.utf8)
-            Self.appendString(user.uuid, to: &out)
+            JSONWriter.appendString(user.uuid, to: &out)
             out.append(contentsOf: #","DataPartner_UUID":"#.utf8)
-            Self.appendString(user.partnerID, to: &out)
+            JSONWriter.appendString(user.partnerID, to: &out)
             out.append(contentsOf: #","AAM_Regions":["#.utf8)
-            if let region = user.region { Self.appendString(String(region), to: &out) }
+            if let region = user.region { JSONWriter.appendString(String(region), to: &out) }
             out.append(contentsOf: #"],"Segments":["#.utf8)
             for (segmentIndex, segment) in user.segments.enumerated() {
                 if segmentIndex > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(contentsOf: #"{"Segment_ID":"#.utf8)
-                Self.appendString(segment.alias, to: &out)
+                JSONWriter.appendString(segment.alias, to: &out)
                 out.append(contentsOf: segment.realized ? #","Status":"1","DateTime":"#.utf8 : #","Status":"0","DateTime":"#.utf8)
                 out.append(UInt8(ascii: "\""))
                 Timestamps.appendISO8601(milliseconds: user.timestamp, to: &out)
@@ -70,58 +71,8 @@ public struct RealtimeMessageBuilder: Sendable {
         input.reserveCapacity(input.count + offsets.count * 9)
         for offset in offsets {
             input.append(UInt8(ascii: "|"))
-            Self.appendDecimal(offset, to: &input)
+            JSONWriter.appendInt64(offset, to: &input)
         }
-        let digest = SHA256.hash(data: input)
-        let hex: [Character] = Array("0123456789abcdef")
-        var id = ""
-        id.reserveCapacity(32)
-        for byte in digest.prefix(16) {
-            id.append(hex[Int(byte >> 4)])
-            id.append(hex[Int(byte & 0xF)])
-        }
-        return id
-    }
-
-
-    static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
-        if value < 0 {
-            out.append(UInt8(ascii: "-"))
-            out.append(contentsOf: String(value.magnitude).utf8)
-            return
-        }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var rest = value
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[count] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                count += 1
-            } while rest > 0
-            for index in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[index]) }
-        }
-    }
-
-    /// A JSON string literal (quotes, escapes for `"`, `\` and control characters; other UTF-8 as is).
-    static func appendString(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case 0x0A: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case 0x0D: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
+        return Hex.lower(SHA256.hash(data: input).prefix(16))
     }
 }

@@ -66,11 +66,14 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
                                                  mode: .subscribe(group: group, topics: topics)),
             logger: logger)
         let handler = self.handler
+        let readiness = context.readiness
         try consumer.start { event in
             switch event {
             case .assigned(let partitions, let generation):
                 offsets.assign(partitions, generation: generation)
                 handler.partitionsAssigned(partitions)
+                // The broker answered and the group gave this member its share: now it works.
+                readiness.set(true)
             case .revoked(let partitions):
                 handler.partitionsRevoked(partitions)
                 let final = offsets.revoke(partitions)
@@ -84,8 +87,7 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
                 }
             }
         }
-        context.readiness.set(true)
-        logger.info("consuming", metadata: ["group": "\(group)", "topics": "\(topics)"])
+        logger.info("joining", metadata: ["group": "\(group)", "topics": "\(topics)"])
 
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await handler.run() }
@@ -94,7 +96,10 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
                 for await batch in consumer.batches() {
                     if let topic = batch.first?.topic { RuntimeMetrics.recordsConsumed(batch.count, topic: topic) }
                     let accepted = offsets.track(batch)
-                    if !accepted.isEmpty { await handler.handle(accepted) }
+                    guard !accepted.isEmpty else { continue }
+                    readiness.workStarted()
+                    await handler.handle(accepted)
+                    readiness.workFinished()
                 }
             } onGracefulShutdown: {
                 logger.info("shutting down: draining in-flight work")

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RelayEncoding
 import RelayKafka
 
 /// Why a record or an outbound message ended up on the dead-letter topic (`relay.error.class`).
@@ -67,6 +68,24 @@ public struct DeadLetter: Sendable, Equatable {
         return headers + extraHeaders
     }
 
+    /// What a letter keeps of a value (and a key) too large for the broker: the first 64 KiB.
+    public static let truncatedBytes = 65_536
+    public static let originalSizeHeader = "relay.original_size"
+    public static let originalKeySizeHeader = "relay.original_key_size"
+
+    /// The letter with its value and key cut to `limit` bytes and their original sizes in headers, so that an
+    /// operator still sees what it was and where it came from.
+    public func truncated(to limit: Int) -> DeadLetter {
+        var copy = self
+        copy.value = Array(value.prefix(limit))
+        copy.key = key.map { Array($0.prefix(limit)) }
+        copy.extraHeaders = extraHeaders.filter { $0.key != Self.originalSizeHeader && $0.key != Self.originalKeySizeHeader }
+            + [KafkaHeader(Self.originalSizeHeader, String(value.count))]
+            + (key.map { [KafkaHeader(Self.originalKeySizeHeader, String($0.count))] } ?? [])
+        copy.error = String(decoding: error.utf8.prefix(1024), as: UTF8.self)
+        return copy
+    }
+
     /// Reads a dead letter back from its record (for `relayctl dead-letter` and redrive).
     public init?(record: KafkaRecord) {
         guard let error = record.header(Header.error)?.stringValue,
@@ -109,91 +128,51 @@ public struct DeadLetterWriter: Sendable {
                                    source: record.source, worker: worker))
     }
 
-    /// `malformed`, retried with back-off until the broker has it: a malformed record becomes final (committable)
-    /// only once it is kept, and is never dropped. Returns early only if the task is cancelled.
-    public func keepMalformed(_ record: KafkaRecord, reason: String, logger: Logger) async {
-        var delay = Duration.milliseconds(100)
+    /// Writes `letter`, retrying with back-off while the failure may pass (broker down, time-outs), so that the
+    /// record it stands for becomes final only once it is kept. What will never pass is not retried forever:
+    /// a letter too large for the broker is kept truncated (``DeadLetter/truncated(to:)``); one refused for another
+    /// lasting reason is tried once truncated, then given up, logged and counted. Returns false only when the task
+    /// is cancelled (shutdown): the record is not final then, and the next owner replays it.
+    @discardableResult
+    public func keep(_ letter: DeadLetter, logger: Logger, backoff: Backoff = .broker) async -> Bool {
+        var current = letter
+        var attempt = 0
         while !Task.isCancelled {
+            attempt += 1
             do {
-                try await malformed(record, reason: reason)
-                logger.warning("malformed record dead-lettered",
-                               metadata: ["source": "\(record.source)", "reason": "\(reason)"])
-                return
+                try await write(current)
+                return true
             } catch {
+                if !error.isRetriable || error.isMessageTooLarge {
+                    if current.value.count > DeadLetter.truncatedBytes || current.key?.count ?? 0 > DeadLetter.truncatedBytes {
+                        logger.warning("dead letter kept truncated", metadata: [
+                            "source": "\(letter.source)", "bytes": "\(letter.value.count)", "error": "\(error)"])
+                        current = letter.truncated(to: DeadLetter.truncatedBytes)
+                        continue
+                    }
+                    logger.error("dead letter given up: the broker refuses it for good", metadata: [
+                        "source": "\(letter.source)", "error": "\(error)"])
+                    RuntimeMetrics.deadLetterDropped()
+                    return true
+                }
                 logger.error("dead-letter write failed, retrying",
-                             metadata: ["source": "\(record.source)", "error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
+                             metadata: ["source": "\(letter.source)", "error": "\(error)"])
+                do { try await Task.sleep(for: backoff.delay(afterAttempt: attempt)) } catch { return false }
             }
         }
-    }
-}
-
-public enum Timestamps {
-    /// `2026-11-29T20:13:16Z`, as the partner formats use (seconds, UTC).
-    public static func iso8601(_ date: Date) -> String {
-        iso8601(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded(.down)))
+        return false
     }
 
-    public static func iso8601(milliseconds: Int64) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(20)
-        appendISO8601(milliseconds: milliseconds, to: &out)
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// Appends `2026-11-29T20:13:16Z` (seconds, UTC) as bytes, without Foundation: partner formats write one for
-    /// every user of every message.
-    public static func appendISO8601(milliseconds: Int64, to out: inout [UInt8]) {
-        var seconds = milliseconds / 1000
-        if milliseconds < 0, milliseconds % 1000 != 0 { seconds -= 1 }
-        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
-        let secondsOfDay = Int(seconds - days * 86_400)
-        let (year, month, day) = civilDate(daysSinceEpoch: days)
-        func digits(_ value: Int, _ count: Int) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
-            }
+    /// Keeps a record that failed validation, with its reason, as `malformed` (see ``keep(_:logger:backoff:)``).
+    @discardableResult
+    public func keepMalformed(_ record: KafkaRecord, reason: String, logger: Logger) async -> Bool {
+        let letter = DeadLetter(key: record.key, value: record.value, error: reason, errorClass: .malformed,
+                                source: record.source, worker: worker)
+        let kept = await keep(letter, logger: logger)
+        if kept {
+            logger.warning("malformed record dead-lettered",
+                           metadata: ["source": "\(record.source)", "reason": "\(reason)"])
         }
-        if year < 0 { out.append(UInt8(ascii: "-")) }
-        digits(abs(year), 4)
-        out.append(UInt8(ascii: "-"))
-        digits(month, 2)
-        out.append(UInt8(ascii: "-"))
-        digits(day, 2)
-        out.append(UInt8(ascii: "T"))
-        digits(secondsOfDay / 3600, 2)
-        out.append(UInt8(ascii: ":"))
-        digits(secondsOfDay / 60 % 60, 2)
-        out.append(UInt8(ascii: ":"))
-        digits(secondsOfDay % 60, 2)
-        out.append(UInt8(ascii: "Z"))
-    }
-
-    /// Accepts `2026-11-29T20:13:16Z`, with optional fractional seconds or a `+hh:mm` offset.
-    public static func parseISO8601(_ text: String) -> Date? {
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = withFraction.date(from: text) { return date }
-        let plain = ISO8601DateFormatter()
-        plain.formatOptions = [.withInternetDateTime]
-        return plain.date(from: text)
-    }
-
-    /// Howard Hinnant's days-to-civil algorithm: no calendar objects on hot paths.
-    static func civilDate(daysSinceEpoch: Int64) -> (Int, Int, Int) {
-        let z = daysSinceEpoch + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return (Int(y), Int(m), Int(d))
+        return kept
     }
 }

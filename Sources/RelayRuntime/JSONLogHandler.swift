@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RelayEncoding
 
 /// One JSON object per line on stderr: `{"ts":"...","level":"info","logger":"relay-realtime","msg":"...",...}`.
 /// Metadata values are written as strings; callers never put secrets into messages or metadata.
@@ -23,18 +24,24 @@ public struct JSONLogHandler: LogHandler {
         var fields = self.metadata
         if let explicit = event.metadata { fields.merge(explicit) { _, new in new } }
         if let error = event.error { fields["error"] = "\(error)" }
-        var out = "{\"ts\":\"\(Self.timestamp())\",\"level\":\"\(level)\",\"logger\":"
-        Self.appendQuoted(label, to: &out)
-        out += ",\"msg\":"
-        Self.appendQuoted(message.description, to: &out)
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        JSONWriter.appendASCII("{\"ts\":\"", to: &out)
+        out.append(contentsOf: Self.timestamp().utf8)
+        JSONWriter.appendASCII("\",\"level\":\"", to: &out)
+        out.append(contentsOf: "\(level)".utf8)
+        JSONWriter.appendASCII("\",\"logger\":", to: &out)
+        JSONWriter.appendString(label, to: &out)
+        JSONWriter.appendASCII(",\"msg\":", to: &out)
+        JSONWriter.appendString(message.description, to: &out)
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            out += ","
-            Self.appendQuoted(key, to: &out)
-            out += ":"
-            Self.appendQuoted(value.description, to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONWriter.appendString(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.appendString(value.description, to: &out)
         }
-        out += "}\n"
-        FileHandle.standardError.write(Data(out.utf8))
+        JSONWriter.appendASCII("}\n", to: &out)
+        FileHandle.standardError.write(Data(out))
     }
 
     private static func timestamp() -> String {
@@ -43,22 +50,5 @@ public struct JSONLogHandler: LogHandler {
         let ms = Int64(tv.tv_sec) * 1000 + Int64(tv.tv_usec) / 1000
         let base = Timestamps.iso8601(milliseconds: ms).dropLast()  // drop "Z"
         return "\(base).\(String(format: "%03d", Int(ms % 1000)))Z"
-    }
-
-    /// JSON string escaping per RFC 8259.
-    public static func appendQuoted(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
     }
 }

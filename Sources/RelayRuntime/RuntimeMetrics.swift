@@ -15,6 +15,11 @@ public enum RuntimeMetrics {
             .increment()
     }
 
+    /// A dead letter the broker refused for good, even truncated: the record was let go so that work goes on.
+    static func deadLetterDropped() {
+        Counter(label: "relay_dead_letters_dropped_total").increment()
+    }
+
     static func committed(_ offsets: [TopicPartition: Int64]) {
         for (tp, offset) in offsets {
             Gauge(label: "relay_committed_offset", dimensions: [("topic", tp.topic), ("partition", "\(tp.partition)")])

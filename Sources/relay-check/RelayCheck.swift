@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 
@@ -37,7 +38,7 @@ struct CheckHandler: RecordHandler {
         var lines: [UInt8] = []
         for record in records {
             do {
-                let event = try QualificationDecoder.decode(record.value)
+                let event = try context.qualification(of: record)
                 if log != nil {
                     lines += Array("{\"partition\":\(record.partition),\"offset\":\(record.offset),\"event_id\":".utf8)
                     lines += jsonString(event.eventID) + Array(",\"uuid\":".utf8) + jsonString(event.uuid)
@@ -53,9 +54,9 @@ struct CheckHandler: RecordHandler {
     }
 
     private func jsonString(_ text: String) -> [UInt8] {
-        var out = ""
-        JSONLogHandler.appendQuoted(text, to: &out)
-        return Array(out.utf8)
+        var out: [UInt8] = []
+        JSONWriter.appendString(text, to: &out)
+        return out
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RelayCore
 import RelayPixelAudit
 import RelayRuntime
 

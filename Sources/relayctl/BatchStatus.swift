@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import RelayBatch
 import RelayCore
+import RelayEncoding
 import RelayRuntime
 
 /// `relayctl batch status`: the last complete cut of each batch destination and what each partition has done.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRealtime
 import RelayRuntime
@@ -64,7 +65,7 @@ extension DeadLetters {
                 sinceMs: try since.map { try DeadLetterFilter.parseTime($0, option: "--since") })
             let topic = config.kafka.topics.deadLetter
             let group = Self.group(destination: destination, classes: filter.classes)
-            let admin = try CLI.admin(config)
+            let admin = try await CLI.admin(config)
             let committed: [TopicPartition: Int64]
             do {
                 committed = try await admin.committedOffsets(group: group, topic: topic)

@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization
@@ -166,7 +167,7 @@ extension String {
 enum DeadLetterReader {
     static func readAll(config: RelayConfig, topic: String? = nil) async throws -> [KafkaRecord] {
         let topic = topic ?? config.kafka.topics.deadLetter
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         _ = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         let records = try await admin.readAll(topic)
         return records.sorted { ($0.timestamp, $0.partition, $0.offset) < ($1.timestamp, $1.partition, $1.offset) }

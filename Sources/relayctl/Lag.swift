@@ -13,7 +13,7 @@ struct Lag: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         let report = try await LagReport.collect(admin: admin, config: config, group: group)
         if report.isEmpty {
             print(group.map { "group \($0) has no committed offsets on the relay's topics" } ?? "no consumer groups")

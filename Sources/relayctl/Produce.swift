@@ -42,7 +42,7 @@ struct Produce: AsyncParsableCommand {
     func run() async throws {
         let config = try options.load()
         let topic = self.topic ?? config.kafka.topics.qualifications
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         _ = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         let producer = try KafkaProducer(configuration: try CLI.client(config), logger: CLI.logger)
         let progress = Progress(total: sample)
@@ -52,8 +52,8 @@ struct Produce: AsyncParsableCommand {
         var sent = 0
         var malformed = 0
 
-        func send(key: [UInt8]?, value: [UInt8]) throws {
-            try producer.enqueue(OutgoingRecord(topic: topic, key: key, value: value)) { result in
+        func send(key: [UInt8]?, value: [UInt8]) async throws {
+            try await producer.enqueueWaiting(OutgoingRecord(topic: topic, key: key, value: value)) { result in
                 if case .failure(let error) = result {
                     failures.add(1, ordering: .relaxed)
                     firstFailure.withLock { if $0 == nil { $0 = "\(error)" } }
@@ -63,7 +63,7 @@ struct Produce: AsyncParsableCommand {
             if let rate, sent % max(1, Int(rate / 100)) == 0 {
                 let due = started + .seconds(Double(sent) / rate)
                 let ahead = due - .now
-                if ahead > .zero { Thread.sleep(forTimeInterval: ahead.inSeconds) }
+                if ahead > .zero { try await Task.sleep(for: ahead) }
             }
             if sent % 10_000 == 0 { progress.update(sent) }
         }
@@ -72,7 +72,7 @@ struct Produce: AsyncParsableCommand {
             var generator = SampleEvents(seed: seed, users: users, now: Int64(Date().timeIntervalSince1970 * 1000))
             for _ in 0..<sample {
                 let event = generator.next()
-                try send(key: Array(event.uuid.utf8), value: event.jsonBytes())
+                try await send(key: Array(event.uuid.utf8), value: event.jsonBytes())
             }
         } else if let file {
             let handle: FileHandle
@@ -80,13 +80,13 @@ struct Produce: AsyncParsableCommand {
                 guard let h = FileHandle(forReadingAtPath: file) else { throw CLIError("cannot read \(file)") }
                 handle = h
             }
-            try forEachLine(of: handle) { bytes in
+            try await forEachLine(of: handle) { bytes in
                 let key: [UInt8]?
                 do { key = Array(try QualificationDecoder.decode(bytes).uuid.utf8) } catch {
                     malformed += 1
                     key = nil
                 }
-                try send(key: key, value: bytes)
+                try await send(key: key, value: bytes)
             }
         }
         try await producer.flush(timeoutMs: 120_000)
@@ -131,7 +131,7 @@ extension Duration {
 }
 
 /// Calls `body` with each non-empty line of a file (without its newline), reading in 1 MiB chunks.
-func forEachLine(of handle: FileHandle, _ body: ([UInt8]) throws -> Void) throws {
+func forEachLine(of handle: FileHandle, _ body: ([UInt8]) async throws -> Void) async throws {
     var pending: [UInt8] = []
     while true {
         let chunk = handle.readData(ofLength: 1 << 20)
@@ -139,10 +139,10 @@ func forEachLine(of handle: FileHandle, _ body: ([UInt8]) throws -> Void) throws
         pending += chunk
         var start = 0
         while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-            if newline > start { try body(Array(pending[start..<newline])) }
+            if newline > start { try await body(Array(pending[start..<newline])) }
             start = newline + 1
         }
         pending.removeFirst(start)
     }
-    if !pending.isEmpty { try body(pending) }
+    if !pending.isEmpty { try await body(pending) }
 }

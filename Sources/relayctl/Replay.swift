@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 
@@ -46,15 +47,14 @@ struct Replay: AsyncParsableCommand {
     }
 
     static func parseTimestamp(_ text: String) -> Int64? {
-        if let ms = Int64(text) { return ms }
-        return Timestamps.parseISO8601(text).map { Int64($0.timeIntervalSince1970 * 1000) }
+        Timestamps.parseMilliseconds(text)
     }
 
     func run() async throws {
         let config = try options.load()
         let topic = self.topic ?? (group.contains("pixel-audit") ? config.kafka.topics.pixelEvents
                                                                  : config.kafka.topics.qualifications)
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         let partitions = try await CLI.partitions(admin, topic: topic, brokers: config.kafka.bootstrapServers)
         var target: [TopicPartition: Int64] = [:]
         if toEarliest {

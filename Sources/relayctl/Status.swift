@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayBatch
 import RelayKafka
 import RelayPixelAudit
@@ -31,7 +32,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let admin = try CLI.admin(config)
+        let admin = try await CLI.admin(config)
         var out: [String] = []
         out.append("AudienceRelay status  brokers \(config.kafka.bootstrapServers)  at \(Timestamps.iso8601(Date()))")
 

@@ -24,7 +24,7 @@ struct Topics: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            let admin = try CLI.admin(config)
+            let admin = try await CLI.admin(config)
             let topics = config.kafka.topics
             let names = [topics.qualifications, topics.pixelEvents, topics.pixelAudit, topics.deadLetter]
             let result: [String: KafkaAdmin.TopicCreation]

@@ -14,6 +14,9 @@ struct RunningEdge: Sendable {
     var http: RawHTTP { RawHTTP(port: port) }
 
     static let redirectKey = "edge-test-key"
+    /// Destination 7001's credential for `POST /px/receipts`.
+    static let receiptsToken = "receipts-test-token"
+    static let environment = ["EDGE_TEST_REDIRECT_KEY": redirectKey, "EDGE_TEST_RECEIPTS_TOKEN": receiptsToken]
 
     /// Known users: region, realized segments, partner id for DPID 20915.
     static let userA = "07955261652886032950143702505894272138"
@@ -22,13 +25,20 @@ struct RunningEdge: Sendable {
     /// Changed by the freshness test only.
     static let userFresh = "22222222222222222222222222222222222222"
 
-    static func configYAML(topics: RelayTopics, port: Int, stateDir: String) -> String {
-        topics.kafkaYAML + """
+    /// `edgeSettings`: more `edge:` keys, one per line, indented by two spaces; `kafkaProperties`: more
+    /// `kafka.properties` entries (`"linger.ms": "10000"`).
+    static func configYAML(topics: RelayTopics, port: Int, stateDir: String, edgeSettings: String = "",
+                           kafkaProperties: String = "") -> String
+    {
+        let kafka = kafkaProperties.isEmpty ? topics.kafkaYAML
+            : topics.kafkaYAML.replacingOccurrences(of: "properties: {", with: "properties: {\(kafkaProperties), ")
+        return kafka + """
         edge:
           listen: 127.0.0.1:\(port)
-          cors_origins: ["https://publisher.example"]
+          cors_origins: ["https://publisher.example", "*"]
           redirect_key_env: EDGE_TEST_REDIRECT_KEY
           snapshot_dir: \(stateDir)
+        \(edgeSettings)
         destinations:
           - id: 7001
             name: px-redirect
@@ -36,6 +46,7 @@ struct RunningEdge: Sendable {
             url: "http://px.partner.example/sync?seg=%alias%&uid=%did%&r=%rnd%&ts=%timestamp%&reg=%region%&p=%http_proto%&pid=%dpid_20915%"
             secure_url: "https://px.partner.example/sync?seg=%alias%&uid=%did%&p=%http_proto%"
             audit: redirect
+            receipts_token_env: EDGE_TEST_RECEIPTS_TOKEN
             mappings: [{segment: 4532, alias: p4532}, {segment: 99, alias: "p 99"}]
           - id: 7002
             name: px-serialized
@@ -83,7 +94,7 @@ struct RunningEdge: Sendable {
         return OutgoingRecord(topic: topic, key: Array(uuid.utf8), value: qualification.jsonBytes())
     }
 
-    static func start() async throws -> RunningEdge {
+    static func start(edgeSettings: String = "", kafkaProperties: String = "") async throws -> RunningEdge {
         let topics = try await TestBroker.createRelayTopics(partitions: 2)
         let q = topics.qualifications
         try await TestBroker.produce([
@@ -99,13 +110,14 @@ struct RunningEdge: Sendable {
         let directory = try TestDirectory("relay-edge")
         let port = freePort()
         let config = try RelayConfig.parse(
-            yaml: configYAML(topics: topics, port: port, stateDir: directory.path("state")),
-            environment: ["EDGE_TEST_REDIRECT_KEY": redirectKey])
+            yaml: configYAML(topics: topics, port: port, stateDir: directory.path("state"), edgeSettings: edgeSettings,
+                             kafkaProperties: kafkaProperties),
+            environment: environment)
         let registry = PrometheusCollectorRegistry()
         var logger = Logger(label: "relay-edge-test")
         logger.logLevel = .warning
         let server = try EdgeServer(config: config, listen: config.edge.listen, registry: registry, logger: logger,
-                                    environment: ["EDGE_TEST_REDIRECT_KEY": redirectKey],
+                                    environment: environment,
                                     snapshotInterval: .seconds(3_600))
         let app = server.buildApplication(host: "127.0.0.1", port: port, registry: registry)
         // Runs until the test process ends.

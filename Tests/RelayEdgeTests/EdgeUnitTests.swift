@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayEncoding
 import Testing
 
 @testable import RelayEdge
@@ -146,14 +147,14 @@ struct EdgeUnitTests {
         {
             #expect(throws: EventParameters.Refusal.self) { try EventParameters.parse(form, cookieHeader: nil) }
         }
-        #expect(ByteWriting.parseForm("a=%zz".utf8) == nil)
-        #expect(ByteWriting.parseForm("a=1+2&b=%C3%A9".utf8).map { $0.map { "\($0.0)=\($0.1)" } } == ["a=1 2", "b=é"])
+        #expect(PercentEncoding.decodeForm("a=%zz".utf8) == nil)
+        #expect(PercentEncoding.decodeForm("a=1+2&b=%C3%A9".utf8).map { $0.map { "\($0.0)=\($0.1)" } } == ["a=1 2", "b=é"])
     }
 
     @Test("JSON strings are escaped for embedding in a page")
     func jsonEscaping() {
         var out: [UInt8] = []
-        ByteWriting.appendJSONString("a\"b\\c\n<script>&\u{2028}é", to: &out)
+        JSONWriter.appendString("a\"b\\c\n<script>&\u{2028}é", htmlSafe: true, to: &out)
         #expect(String(decoding: out, as: UTF8.self) == #""a\"b\\c\n\u003cscript\u003e&\u2028é""#)
     }
 }

@@ -1,3 +1,4 @@
+import RelayCore
 import Testing
 @testable import RelayPixelAudit
 
@@ -203,10 +204,10 @@ import Testing
         let event = try PixelEvent.decode(Array(json.utf8))
         #expect(event == PixelEvent(kind: .fired, pixelID: "px-1", destinationID: 7001, uuid: "0795526165",
                                     ts: 1_795_982_000_000, aliases: ["p4532", "p\"99"],
-                                    url: "http://px.partner.example/sync?seg=p4532", source: "edge"))
+                                    url: "http://px.partner.example/sync?seg=p4532", source: .edge))
         #expect(try PixelEvent.decode(event.jsonBytes()) == event)
         let received = PixelEvent(kind: .received, pixelID: "px-1", destinationID: 7001, uuid: "u", ts: 5,
-                                  source: "redirect")
+                                  source: .redirect)
         #expect(try PixelEvent.decode(received.jsonBytes()) == received)
         let sighting = try PixelSighting.decode(received.jsonBytes())
         #expect(sighting == PixelSighting(kind: .received, key: PixelKey("px-1"), destinationID: 7001, ts: 5))

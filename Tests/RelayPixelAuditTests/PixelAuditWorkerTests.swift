@@ -2,6 +2,7 @@ import Foundation
 import RelayKafka
 import RelayTestSupport
 import Synchronization
+import RelayCore
 import Testing
 @testable import RelayPixelAudit
 
@@ -57,12 +58,12 @@ struct AuditRig {
 
     static func fired(_ id: String, _ destination: Int64, _ ts: Int64) -> PixelEvent {
         PixelEvent(kind: .fired, pixelID: id, destinationID: destination, uuid: "u-\(id)", ts: ts, aliases: ["a1"],
-                   url: "http://px.a.example/sync?seg=a1&uid=u-\(id)", source: "edge")
+                   url: "http://px.a.example/sync?seg=a1&uid=u-\(id)", source: .edge)
     }
 
     static func received(_ id: String, _ destination: Int64, _ ts: Int64) -> PixelEvent {
         PixelEvent(kind: .received, pixelID: id, destinationID: destination, uuid: "u-\(id)", ts: ts,
-                   aliases: ["a1"], source: "redirect")
+                   aliases: ["a1"], source: .redirect)
     }
 
     /// Produces in the given order (one producer, enqueue order is partition order), waiting for every ack.
@@ -77,7 +78,7 @@ struct AuditRig {
         let producer = try KafkaProducer(configuration: TestBroker.client, logger: TestBroker.logger)
         let failures = Mutex(0)
         for record in records {
-            try producer.enqueue(record) { result in if case .failure = result { failures.withLock { $0 += 1 } } }
+            try await producer.enqueueWaiting(record) { result in if case .failure = result { failures.withLock { $0 += 1 } } }
         }
         try await producer.flush()
         await producer.close()
@@ -316,5 +317,28 @@ struct PixelAuditWorkerTests {
         let processedB = await AuditRig.metric(portB, "relay_pixel_audit_events_total") ?? 0
         #expect(processedA > 0 && processedB > 0)
         #expect(processedA + processedB >= 3_754)  // every event read at least once
+    }
+}
+
+/// The tests read `/report` with Foundation's decoder, independently of the relay's own strict decoder.
+extension AuditReport: Decodable {
+    private enum Field: String, CodingKey {
+        case destinationID = "destination_id", windowStart = "window_start", windowEnd = "window_end", fired,
+             received, lateReceipts = "late_receipts", duplicateReceipts = "duplicate_receipts",
+             unmatchedReceipts = "unmatched_receipts", alert, lossRate = "loss_rate", partition
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: Field.self)
+        self.init(destinationID: try c.decode(Int64.self, forKey: .destinationID),
+                  windowStart: try c.decode(Int64.self, forKey: .windowStart),
+                  windowEnd: try c.decode(Int64.self, forKey: .windowEnd),
+                  fired: try c.decode(Int64.self, forKey: .fired), received: try c.decode(Int64.self, forKey: .received),
+                  lateReceipts: try c.decode(Int64.self, forKey: .lateReceipts),
+                  duplicateReceipts: try c.decode(Int64.self, forKey: .duplicateReceipts),
+                  unmatchedReceipts: try c.decode(Int64.self, forKey: .unmatchedReceipts), maxLossRate: 1,
+                  partition: try c.decodeIfPresent(Int32.self, forKey: .partition))
+        alert = try c.decode(Bool.self, forKey: .alert)
+        lossRate = try c.decode(Double.self, forKey: .lossRate)
     }
 }

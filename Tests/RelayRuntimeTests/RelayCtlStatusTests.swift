@@ -1,5 +1,6 @@
 import Foundation
 import RelayKafka
+import RelayEncoding
 import RelayRuntime
 import RelayTestSupport
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import RelayKafka
+import RelayEncoding
 import RelayRuntime
 import Testing
 
@@ -49,8 +50,7 @@ struct RuntimePiecesTests {
 
     @Test("log fields are escaped as JSON strings")
     func jsonEscaping() throws {
-        var out = ""
-        JSONLogHandler.appendQuoted("a\"b\\c\nd\u{1}é", to: &out)
+        let out = JSONWriter.quoted("a\"b\\c\nd\u{1}é")
         #expect(out == #""a\"b\\c\nd\u0001é""#)
         let parsed = try JSONSerialization.jsonObject(with: Data("[\(out)]".utf8)) as? [String]
         #expect(parsed == ["a\"b\\c\nd\u{1}é"])

@@ -47,7 +47,7 @@ public enum TestBroker {
         let producer = try KafkaProducer(configuration: client, logger: logger)
         let failures = Mutex<[KafkaError]>([])
         for record in records {
-            try producer.enqueue(record) { result in
+            try await producer.enqueueWaiting(record) { result in
                 if case .failure(let error) = result { failures.withLock { $0.append(error) } }
             }
         }

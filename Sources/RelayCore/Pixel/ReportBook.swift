@@ -1,5 +1,3 @@
-import Foundation
-import RelayCore
 import Synchronization
 
 /// `max_loss_rate` per URL destination (SPEC §3), 0.20 for any other destination id.
@@ -18,6 +16,19 @@ public struct LossThresholds: Sendable {
     }
 
     public func maxLossRate(_ destination: Int64) -> Double { byDestination[destination] ?? Self.defaultMaxLossRate }
+}
+
+/// A destination's window: the key of a report.
+public struct WindowKey: Hashable, Sendable, Comparable {
+    public let destination: Int64
+    public let start: Int64
+
+    public init(destination: Int64, start: Int64) {
+        self.destination = destination
+        self.start = start
+    }
+
+    public static func < (a: WindowKey, b: WindowKey) -> Bool { (a.destination, a.start) < (b.destination, b.start) }
 }
 
 /// The latest report of every (destination, window, source partition) read from `aam.pixel-audit`, merged into one
@@ -69,15 +80,5 @@ public final class ReportBook: Sendable {
         }
         out += Array("]\n".utf8)
         return out
-    }
-
-    /// `since=` as milliseconds or ISO-8601.
-    public static func parseTime(_ text: String) -> Int64? {
-        if let ms = Int64(text) { return ms }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return Int64(date.timeIntervalSince1970 * 1000) }
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1000) }
     }
 }

@@ -1,52 +1,54 @@
 /// A strict JSON (RFC 8259) tokenizer over UTF-8 bytes that allocates nothing.
 ///
-/// It is the building block of ``QualificationDecoder``: the decoder walks the structure it knows with
-/// `beginObject`/`objectKey`/`nextMember` and skips everything else with `skipValue`, which still checks the full
-/// grammar, so a document is accepted only if it is valid JSON and valid UTF-8 throughout.
-struct JSONScanner {
+/// Every decoder of outside JSON is built on it (qualification events, pixel events, audit reports, receipts): a
+/// decoder walks the structure it knows with `beginObject`/`objectKey`/`nextMember` and skips everything else with
+/// `skipValue`, which still checks the full grammar, so a document is accepted only if it is valid JSON and valid
+/// UTF-8 throughout. `nan`, `inf`, bad escapes and lone surrogates are refused; duplicate keys are the decoder's to
+/// refuse, since only it knows which keys it reads (a bit per known key is enough).
+public struct JSONScanner {
     /// Deeper nesting is refused so that skipping unknown values cannot exhaust the stack.
-    static let maxDepth = 512
+    public static let maxDepth = 512
 
-    enum Kind: String {
+    public enum Kind: String {
         case object, array, string, number, boolean, null
     }
 
     /// A string token, still in the input: `start..<end` excludes the quotes.
-    struct RawString {
-        var start: Int
-        var end: Int
-        var hasEscapes: Bool
+    public struct RawString {
+        public var start: Int
+        public var end: Int
+        public var hasEscapes: Bool
         /// Unicode scalars in the decoded string.
-        var scalarCount: Int
+        public var scalarCount: Int
     }
 
     /// A number token; `integer` is set when it has neither fraction nor exponent and fits in an `Int64`.
-    struct RawNumber {
-        var start: Int
-        var integer: Int64?
+    public struct RawNumber {
+        public var start: Int
+        public var integer: Int64?
     }
 
-    let bytes: UnsafeRawBufferPointer
-    private(set) var position = 0
+    public let bytes: UnsafeRawBufferPointer
+    public private(set) var position = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) {
+    public init(_ bytes: UnsafeRawBufferPointer) {
         self.bytes = bytes
     }
 
-    var isAtEnd: Bool { position >= bytes.count }
+    public var isAtEnd: Bool { position >= bytes.count }
 
     /// The next byte, or 0 at the end (0 is never valid outside a string, so callers need no separate check).
     @inline(__always)
-    var next: UInt8 { position < bytes.count ? bytes[position] : 0 }
+    public var next: UInt8 { position < bytes.count ? bytes[position] : 0 }
 
     // MARK: Errors
 
-    func syntaxError(_ detail: String, at offset: Int? = nil) -> MalformedEvent {
-        MalformedEvent("not valid JSON at byte \(offset ?? position): \(detail)")
+    public func syntaxError(_ detail: String, at offset: Int? = nil) -> MalformedInput {
+        MalformedInput("not valid JSON at byte \(offset ?? position): \(detail)")
     }
 
     /// Describes whatever is at the current position when it is not what the grammar allows.
-    func unexpected(expecting: String) -> MalformedEvent {
+    public func unexpected(expecting: String) -> MalformedInput {
         guard !isAtEnd else { return syntaxError("unexpected end of input, expected \(expecting)") }
         let byte = bytes[position]
         if byte >= 0x21 && byte < 0x7F {
@@ -63,7 +65,7 @@ struct JSONScanner {
     // MARK: Structure
 
     @inline(__always)
-    mutating func skipWhitespace() {
+    public mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x0A, 0x0D, 0x09: position += 1
@@ -73,7 +75,7 @@ struct JSONScanner {
     }
 
     /// The kind of the value at the current position, judged by its first byte.
-    var nextKind: Kind? {
+    public var nextKind: Kind? {
         switch next {
         case UInt8(ascii: "{"): .object
         case UInt8(ascii: "["): .array
@@ -86,7 +88,7 @@ struct JSONScanner {
     }
 
     /// Consumes `{`; returns `false` (having consumed `}`) for an empty object.
-    mutating func beginObject() throws(MalformedEvent) -> Bool {
+    public mutating func beginObject() throws(MalformedInput) -> Bool {
         guard next == UInt8(ascii: "{") else { throw unexpected(expecting: "'{'") }
         position += 1
         skipWhitespace()
@@ -98,7 +100,7 @@ struct JSONScanner {
     }
 
     /// Reads `"key" :` and the whitespace after it, leaving the position on the value.
-    mutating func objectKey() throws(MalformedEvent) -> RawString {
+    public mutating func objectKey() throws(MalformedInput) -> RawString {
         guard next == UInt8(ascii: "\"") else { throw unexpected(expecting: "a string key") }
         let key = try scanString()
         skipWhitespace()
@@ -109,7 +111,7 @@ struct JSONScanner {
     }
 
     /// After a member's value: consumes `,` (returns `true`) or `}` (returns `false`).
-    mutating func nextMember() throws(MalformedEvent) -> Bool {
+    public mutating func nextMember() throws(MalformedInput) -> Bool {
         skipWhitespace()
         switch next {
         case UInt8(ascii: ","):
@@ -125,7 +127,7 @@ struct JSONScanner {
     }
 
     /// Consumes `[`; returns `false` (having consumed `]`) for an empty array.
-    mutating func beginArray() throws(MalformedEvent) -> Bool {
+    public mutating func beginArray() throws(MalformedInput) -> Bool {
         guard next == UInt8(ascii: "[") else { throw unexpected(expecting: "'['") }
         position += 1
         skipWhitespace()
@@ -137,7 +139,7 @@ struct JSONScanner {
     }
 
     /// After an element: consumes `,` (returns `true`) or `]` (returns `false`).
-    mutating func nextElement() throws(MalformedEvent) -> Bool {
+    public mutating func nextElement() throws(MalformedInput) -> Bool {
         skipWhitespace()
         switch next {
         case UInt8(ascii: ","):
@@ -154,7 +156,7 @@ struct JSONScanner {
 
     /// Consumes any value, checking its grammar; `depth` is the nesting level of the value itself.
     @discardableResult
-    mutating func skipValue(depth: Int) throws(MalformedEvent) -> Kind {
+    public mutating func skipValue(depth: Int) throws(MalformedInput) -> Kind {
         guard let kind = nextKind else { throw unexpected(expecting: "a value") }
         switch kind {
         case .object:
@@ -185,7 +187,7 @@ struct JSONScanner {
     }
 
     /// Consumes `null` if it is next.
-    mutating func consumeNull() -> Bool {
+    public mutating func consumeNull() -> Bool {
         consumeLiteral("null")
     }
 
@@ -202,7 +204,7 @@ struct JSONScanner {
     // MARK: Numbers
 
     /// Reads a number per the JSON grammar (no leading zeros, no `+`, digits on both sides of `.`).
-    mutating func scanNumber() throws(MalformedEvent) -> RawNumber {
+    public mutating func scanNumber() throws(MalformedInput) -> RawNumber {
         let start = position
         var negative = false
         if next == UInt8(ascii: "-") {
@@ -253,6 +255,19 @@ struct JSONScanner {
         return RawNumber(start: start, integer: value)
     }
 
+    /// A number token's value as a `Double` (finite, since JSON has no `nan` or `inf`).
+    public func double(_ raw: RawNumber) -> Double? {
+        let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[raw.start..<position]), as: UTF8.self)
+        return Double(text).flatMap { $0.isFinite ? $0 : nil }
+    }
+
+    /// Reads `true` or `false`.
+    public mutating func scanBoolean() throws(MalformedInput) -> Bool {
+        if consumeLiteral("true") { return true }
+        if consumeLiteral("false") { return false }
+        throw unexpected(expecting: "true or false")
+    }
+
     @inline(__always)
     private func isDigit(_ byte: UInt8) -> Bool {
         byte &- UInt8(ascii: "0") < 10
@@ -261,7 +276,7 @@ struct JSONScanner {
     // MARK: Strings
 
     /// Reads a string token, checking escapes and UTF-8, without decoding it.
-    mutating func scanString() throws(MalformedEvent) -> RawString {
+    public mutating func scanString() throws(MalformedInput) -> RawString {
         guard next == UInt8(ascii: "\"") else { throw unexpected(expecting: "'\"'") }
         let quote = position
         position += 1
@@ -290,7 +305,7 @@ struct JSONScanner {
     }
 
     /// One escape sequence, a surrogate pair counting as one.
-    private mutating func scanEscape() throws(MalformedEvent) {
+    private mutating func scanEscape() throws(MalformedInput) {
         let start = position
         position += 1
         switch next {
@@ -319,7 +334,7 @@ struct JSONScanner {
         }
     }
 
-    private mutating func scanHex4(escapeStart: Int) throws(MalformedEvent) -> UInt32 {
+    private mutating func scanHex4(escapeStart: Int) throws(MalformedInput) -> UInt32 {
         var value: UInt32 = 0
         for _ in 0..<4 {
             guard let digit = hexValue(next) else {
@@ -341,7 +356,7 @@ struct JSONScanner {
     }
 
     /// One multi-byte UTF-8 sequence, checked per Unicode table 3-7 (no overlongs, surrogates or > U+10FFFF).
-    private mutating func scanUTF8Sequence() throws(MalformedEvent) {
+    private mutating func scanUTF8Sequence() throws(MalformedInput) {
         let start = position
         let lead = bytes[position]
         let length: Int
@@ -355,13 +370,13 @@ struct JSONScanner {
         case 0xF0: length = 4; low = 0x90
         case 0xF1...0xF3: length = 4
         case 0xF4: length = 4; high = 0x8F
-        default: throw MalformedEvent("not valid UTF-8 at byte \(start)")
+        default: throw MalformedInput("not valid UTF-8 at byte \(start)")
         }
-        guard bytes.count - position >= length else { throw MalformedEvent("not valid UTF-8 at byte \(start)") }
+        guard bytes.count - position >= length else { throw MalformedInput("not valid UTF-8 at byte \(start)") }
         let second = bytes[position + 1]
-        guard second >= low && second <= high else { throw MalformedEvent("not valid UTF-8 at byte \(start)") }
+        guard second >= low && second <= high else { throw MalformedInput("not valid UTF-8 at byte \(start)") }
         for offset in 2..<length where bytes[position + offset] & 0xC0 != 0x80 {
-            throw MalformedEvent("not valid UTF-8 at byte \(start)")
+            throw MalformedInput("not valid UTF-8 at byte \(start)")
         }
         position += length
     }
@@ -369,7 +384,7 @@ struct JSONScanner {
     // MARK: Decoding tokens
 
     /// The decoded text of a string token.
-    func string(_ raw: RawString) -> String {
+    public func string(_ raw: RawString) -> String {
         if !raw.hasEscapes {
             return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[raw.start..<raw.end]), as: UTF8.self)
         }
@@ -377,7 +392,7 @@ struct JSONScanner {
     }
 
     /// Calls `body` with the decoded UTF-8 of a string token; copies only when it has escapes.
-    func withContent<R>(_ raw: RawString, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    public func withContent<R>(_ raw: RawString, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         if !raw.hasEscapes {
             return body(UnsafeRawBufferPointer(rebasing: bytes[raw.start..<raw.end]))
         }
@@ -385,7 +400,7 @@ struct JSONScanner {
     }
 
     /// Whether a string token decodes to exactly `literal` (an ASCII key name).
-    func equals(_ raw: RawString, _ literal: StaticString) -> Bool {
+    public func equals(_ raw: RawString, _ literal: StaticString) -> Bool {
         withContent(raw) { content in
             guard content.count == literal.utf8CodeUnitCount else { return false }
             for index in 0..<content.count where content[index] != literal.utf8Start[index] {
@@ -435,5 +450,18 @@ struct JSONScanner {
         var value: UInt32 = 0
         for offset in 0..<4 { value = value << 4 | (hexValue(bytes[index + offset]) ?? 0) }
         return value
+    }
+}
+
+extension JSONScanner {
+    /// Runs `body` with a scanner over `bytes` (the record stays where it is; nothing is copied).
+    public static func scan<R>(_ bytes: [UInt8], _ body: (inout JSONScanner) throws(MalformedInput) -> R)
+        throws(MalformedInput) -> R
+    {
+        let result: Result<R, MalformedInput> = bytes.withUnsafeBytes { buffer in
+            var scanner = JSONScanner(buffer)
+            do throws(MalformedInput) { return .success(try body(&scanner)) } catch { return .failure(error) }
+        }
+        return try result.get()
     }
 }

@@ -1,0 +1,24 @@
+import RelayCore
+import RelayEncoding
+import RelayKafka
+
+/// The checks every worker applies to a record before using it, in one place: a record that fails them is
+/// malformed, dead-lettered with the reason, and processing goes on.
+extension WorkerContext {
+    /// Decodes a qualification event and checks its `ts` and the record's timestamp against `input:`.
+    public func qualification(of record: KafkaRecord, now: Int64 = Timestamps.nowMilliseconds())
+        throws(MalformedEvent) -> Qualification
+    {
+        let event = try QualificationDecoder.decode(record.value)
+        if let problem = config.input.problem(eventTime: event.timestamp, recordTime: record.timestamp, now: now) {
+            throw MalformedEvent(problem)
+        }
+        return event
+    }
+
+    /// Why the record's own timestamp is refused (nil when it is accepted). Workers that order work by record time
+    /// never feed a refused one into their clocks.
+    public func recordTimeProblem(_ record: KafkaRecord, now: Int64 = Timestamps.nowMilliseconds()) -> String? {
+        config.input.problem(record.timestamp, field: "Kafka record timestamp", now: now)
+    }
+}
