@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRealtime
 import RelayRuntime
@@ -144,10 +145,10 @@ extension DeadLetters {
                                 throw CLIError("cannot keep \(record.source) as a new dead letter: \(error)")
                             }
                             tally.failedAgain += 1
-                            if !progress.enabled {
-                                print("failed again \(record.source) message \(outcome.messageID): "
-                                      + "\(outcome.failureReason ?? "") after \(outcome.attempts) attempt(s)")
-                            }
+                            // On a terminal, start the line clear of the progress bar.
+                            print((progress.enabled ? "\r" : "")
+                                  + "failed again \(record.source) message \(outcome.messageID): "
+                                  + "\(outcome.failureReason ?? "") after \(outcome.attempts) attempt(s)")
                         }
                         try await commit(consumer)
                         progress.update(tally.scanned)

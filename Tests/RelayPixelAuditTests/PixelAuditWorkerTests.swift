@@ -108,7 +108,7 @@ struct AuditRig {
     static func metric(_ port: Int, _ line: String) async -> Double? {
         guard let (_, text) = try? await HTTPGet.fetch("http://127.0.0.1:\(port)/metrics") else { return nil }
         // Every metric also carries the worker's `worker` and `group` labels, after its own.
-        let stem = line.hasSuffix("}") ? String(line.dropLast()) + "," : line + " "
+        let stem = line.hasSuffix("}") ? String(line.dropLast()) + "," : line + "{"
         for l in text.split(separator: "\n") where l.hasPrefix(line + " ") || l.hasPrefix(stem) {
             return l.split(separator: " ").last.flatMap { Double($0) }
         }
