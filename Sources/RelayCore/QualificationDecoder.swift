@@ -303,6 +303,10 @@ private struct Decoding {
                     report("partner_ids.\(dpid): duplicate key")
                 } else if rawValue.scalarCount == 0 {
                     report("partner_ids.\(dpid): must not be empty")
+                } else if scanner.withContent(rawValue, { $0.contains(where: isIDSeparatorOrControl) }) {
+                    // An id is written raw into batch lines (`<id> <aliases>`): a space, comma or line break would
+                    // let one event forge another user's line.
+                    report("partner_ids.\(dpid): must not contain spaces, commas or control characters")
                 } else {
                     entries.append(PartnerIDs.Entry(dpid: dpid, id: scanner.string(rawValue)))
                 }
@@ -329,6 +333,11 @@ private struct Decoding {
         }
         return nil
     }
+}
+
+/// Bytes an id may not hold: control characters, space, DEL and the batch list separator.
+private func isIDSeparatorOrControl(_ byte: UInt8) -> Bool {
+    byte <= 0x20 || byte == 0x7F || byte == UInt8(ascii: ",")
 }
 
 private func isUUIDByte(_ byte: UInt8) -> Bool {

@@ -38,7 +38,8 @@ public enum RetryAfter {
         for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
             formatter.dateFormat = format
             if let date = formatter.date(from: text) {
-                let seconds = max(0, date.timeIntervalSince(now))
+                // Pinned before converting: a date centuries ahead must not overflow the conversion.
+                let seconds = min(max(0, date.timeIntervalSince(now)), 3600)
                 return min(.milliseconds(Int64((seconds * 1000).rounded(.up))), ceiling)
             }
         }

@@ -65,8 +65,10 @@ actor OAuth2TokenSource {
         guard let json = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any],
               let token = json["access_token"] as? String, !token.isEmpty
         else { throw Failure(description: "token endpoint answer has no access_token") }
-        let lifetime = (json["expires_in"] as? NSNumber)?.doubleValue
+        let given = (json["expires_in"] as? NSNumber)?.doubleValue
             ?? (json["expires_in"] as? String).flatMap(Double.init) ?? 3600
+        // From outside: NaN, negative or absurd lifetimes are pinned to [0 s, 1 day] before any arithmetic.
+        let lifetime = given.isFinite ? min(max(given, 0), 86_400) : 3600
         let early = min(60, lifetime * 0.1)
         return (token, started + .milliseconds(Int64(max(0, lifetime - early) * 1000)))
     }

@@ -241,6 +241,16 @@ struct DeliveryPolicyTests {
             == .retryable(reason: "HTTP 429", retryAfter: .seconds(3)))
     }
 
+    @Test func retryAfterFromOutsideNeverTraps() {
+        let now = Date(timeIntervalSince1970: 1_795_982_000)
+        #expect(RetryAfter.parse("9223372036854775807") == .seconds(3600))
+        #expect(RetryAfter.parse("99999999999999999999999") == nil)
+        #expect(RetryAfter.parse("-5") == nil)
+        #expect(RetryAfter.parse("Fri, 31 Dec 9999 23:59:59 GMT", now: now) == .seconds(3600))
+        let backoff = RetryBackoff(policy: RetryPolicy(maxAttempts: .max, initialBackoffMs: .max, maxBackoffMs: .max))
+        #expect(backoff.delay(afterAttempt: .max, retryAfter: nil, random: 1) >= .zero)
+    }
+
     @Test func exponentialBackoffWithFullJitter() {
         let backoff = RetryBackoff(policy: RetryPolicy(maxAttempts: 4, initialBackoffMs: 100, maxBackoffMs: 1000))
         #expect(backoff.bound(afterAttempt: 1) == .milliseconds(100))
