@@ -70,11 +70,19 @@ public struct EdgeServer: Sendable {
     /// The HTTP application, with the reader and the pixel producer as its services: on SIGTERM the server stops
     /// first, then the reader writes its snapshot, then the producer flushes every pixel event. Every connection
     /// passes a ``ConnectionGuard`` (`edge.max_connections`, `edge.idle_timeout`).
-    public func buildApplication(host: String, port: Int, registry: PrometheusCollectorRegistry)
-        -> some ApplicationProtocol
+    /// - Parameter metricsPort: when given, `/metrics` and `/health/*` are served on that port only (for a cluster
+    ///   whose public Service exposes the API port); otherwise beside the API.
+    public func buildApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
+                                 metricsPort: Int? = nil) -> some ApplicationProtocol
     {
         let router = Router()
-        addOperationalRoutes(to: router, readiness: readiness, registry: registry)
+        var services: [any Service] = [ProducerFlusher(producer: producer, logger: logger), reader]
+        if let metricsPort {
+            services.append(makeOperationsServer(port: metricsPort, host: host, readiness: readiness,
+                                                 registry: registry, logger: logger))
+        } else {
+            addOperationalRoutes(to: router, readiness: readiness, registry: registry)
+        }
         addRoutes(to: router)
         let idleTimeout = TimeAmount.milliseconds(max(1, config.edge.idleTimeout.milliseconds))
         return Application(
@@ -83,7 +91,7 @@ public struct EdgeServer: Sendable {
             // A deep accept queue (the kernel caps it at somaxconn): bursts of connections wait to be accepted, and
             // the guard refuses what is over the limit, instead of the kernel dropping them silently.
             configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4_096),
-            services: [ProducerFlusher(producer: producer, logger: logger), reader], logger: logger)
+            services: services, logger: logger)
     }
 }
 

@@ -6,7 +6,8 @@ import RelayEdge
 import RelayRuntime
 
 /// `relay-edge`: answers real-time calls (`/event`) from every user's current segments and records pixels (SPEC §6).
-/// API, `/metrics` and `/health/*` share one port: `edge.listen`, or `--port`.
+/// API, `/metrics` and `/health/*` share one port (`edge.listen`, or `--port`) unless `--metrics-port` moves the last
+/// two to a port of their own.
 struct RelayEdgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-edge", abstract: "Real-time calls and pixel syncs from every user's current segments.",
@@ -17,6 +18,10 @@ struct RelayEdgeCommand: AsyncParsableCommand {
 
     @Option(help: "Port to listen on (replaces the port of edge.listen).")
     var port: Int?
+
+    @Option(name: .customLong("metrics-port"),
+            help: "Serve /metrics and /health/* on this port only, not beside the API (keeps them off a public port).")
+    var metricsPort: Int?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
@@ -49,8 +54,10 @@ struct RelayEdgeCommand: AsyncParsableCommand {
         if let port { listen.port = port }
         let server = try EdgeServer(config: config, listen: listen, registry: registry, logger: logger,
                                     snapshotInterval: max(interval.duration, .milliseconds(100)))
-        let app = server.buildApplication(host: listen.host, port: listen.port, registry: registry)
-        logger.info("relay-edge listening", metadata: ["listen": "\(listen)"])
+        let app = server.buildApplication(host: listen.host, port: listen.port, registry: registry,
+                                          metricsPort: metricsPort)
+        logger.info("relay-edge listening",
+                    metadata: ["listen": "\(listen)", "metrics_port": "\(metricsPort.map(String.init) ?? "same")"])
         try await app.runService()
     }
 }

@@ -90,6 +90,32 @@ struct EdgeRestartTests {
         }
     }
 
+    @Test("--metrics-port serves /metrics and /health on their own port and takes them off the API port")
+    func separateMetricsPort() async throws {
+        let topics = try await TestBroker.createRelayTopics(partitions: 1)
+        let directory = try TestDirectory("relay-edge-metrics")
+        let (port, metricsPort) = (freePort(), freePort())
+        let config = try directory.write("relay.yaml", topics.kafkaYAML + """
+            edge:
+              listen: 127.0.0.1:1
+            destinations: []
+
+            """)
+        let edge = try WorkerProcess("relay-edge", arguments: [
+            "--config", config.path, "--port", "\(port)", "--metrics-port", "\(metricsPort)",
+        ], workingDirectory: directory.url)
+        defer { Task { await edge.stop() } }
+        try await edge.waitForHTTP(port: metricsPort)
+        try await edge.waitForHTTP(port: port, path: "/event?d_uuid=1&d_rtbd=json")
+        let operations = RawHTTP(port: metricsPort)
+        let api = RawHTTP(port: port)
+        #expect(try await operations.get("/metrics").text.contains("relay_edge_"))
+        #expect(try await operations.get("/health/live").status == 200)
+        #expect(try await api.get("/metrics").status == 404)
+        #expect(try await api.get("/health/live").status == 404)
+        #expect(try await api.get("/event?d_uuid=1&d_rtbd=json").status == 200)
+    }
+
     @Test("an invalid configuration is refused with its path; a missing redirect key too")
     func refusesInvalidConfig() async throws {
         let directory = try TestDirectory("relay-edge-invalid")
