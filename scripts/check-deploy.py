@@ -52,7 +52,8 @@ DASHBOARDS = DEPLOY / "grafana" / "dashboards"
 KUBERNETES_VERSION = "1.30.0"
 
 # What each executable serves on by default (SPEC §7), and the topic (relay.yaml kafka.topics key) its group reads.
-DEFAULT_PORTS = {"relay-realtime": 9101, "relay-batch": 9102, "relay-pixel-audit": 9103, "relay-check": 9109}
+DEFAULT_PORTS = {"relay-realtime": 9101, "relay-batch": 9102, "relay-pixel-audit": 9103, "relay-check": 9109,
+                 "relay-edge": 9104}  # the edge's only with --metrics-port; without, its API port
 GROUP_TOPIC = {"relay-realtime": "qualifications", "relay-batch": "qualifications",
                "relay-pixel-audit": "pixel_events", "relay-check": "qualifications"}
 DEFAULT_TOPICS = {"qualifications": "aam.qualifications", "pixel_events": "aam.pixel-events",
@@ -97,7 +98,7 @@ def served_port(args: list[str], config: dict) -> int | None:
     """The port a relay command serves /metrics and /health/* on."""
     if not args:
         return None
-    if args[0] == "relay-edge":
+    if args[0] == "relay-edge" and option(args, "--metrics-port") is None:  # API and metrics share a port
         listen = str(((config or {}).get("edge") or {}).get("listen", "127.0.0.1:8080"))
         return int(option(args, "--port") or listen.rsplit(":", 1)[-1])
     if args[0] in DEFAULT_PORTS:
