@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import RelayCore
-import RelayEncoding
 import RelayKafka
 import RelayRealtime
 import RelayRuntime

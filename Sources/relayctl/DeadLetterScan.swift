@@ -1,6 +1,5 @@
 import Foundation
 import RelayCore
-import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization

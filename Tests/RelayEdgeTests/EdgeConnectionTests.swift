@@ -73,7 +73,7 @@ struct EdgeConnectionTests {
                 .first { $0.hasPrefix("relay_edge_connections_open ") }
         }
         // Wait (bounded) until the edge has accepted all 2,000: then they are truly held.
-        let accepted = await eventually(timeout: .seconds(4)) {
+        let accepted = await eventually(timeout: .seconds(20)) {
             (try? await openGauge()) == "relay_edge_connections_open 2001.0"  // the 2,000 and this request
         }
         let gauge = (try? await openGauge()).map(String.init) ?? "no gauge"

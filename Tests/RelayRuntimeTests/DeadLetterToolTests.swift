@@ -1,6 +1,6 @@
 import Foundation
-import RelayEncoding
 import RelayKafka
+import RelayEncoding
 import RelayRuntime
 import RelayTestSupport
 import Testing
