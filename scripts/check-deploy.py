@@ -34,11 +34,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import jsonschema
-import kubernetes_validate
-import yaml
-from check_jsonschema import builtin_schemas
-from cloudcoil.models.keda import v1alpha1 as keda
+try:
+    import jsonschema
+    import kubernetes_validate
+    import yaml
+    from check_jsonschema import builtin_schemas
+    from cloudcoil.models.keda import v1alpha1 as keda
+except ImportError as missing:
+    sys.exit(f"check-deploy: {missing.name} is missing: run scripts/setup.sh and use .venv/bin/python")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "Deploy"

@@ -35,11 +35,25 @@ final class DestinationPipeline: Sendable {
         var lanes: [TopicPartition: Lane] = [:]
         /// Messages queued or being delivered.
         var pending = 0
+        /// Parked messages on their way to the dead-letter topic.
+        var parked = 0
     }
 
+    /// Past this many queued messages a *failing* destination is parked: new messages go to the dead-letter topic
+    /// (`exhausted`, redrivable) instead of its queue, so a partner down for long holds neither memory nor the
+    /// consume loop, and the other destinations keep their latency (SPEC §4). A healthy destination over the bound
+    /// only slows reading (see ``needsBackPressure``): it is draining, and its messages stay in order.
+    let maxQueued: Int
+    /// Whether the last attempt failed (set after every attempt).
+    private let failing = Atomic<Bool>(false)
+
+    /// A healthy destination whose queue is over the bound: reading waits for it (briefly: it is delivering).
+    var needsBackPressure: Bool { !failing.load(ordering: .relaxed) && pending > maxQueued }
+
     init(destination: Destination, settings: RealtimeSettings, sender: PartnerSender, deadLetters: DeadLetterWriter,
-         assignments: AssignmentRegistry, logger: Logger)
+         assignments: AssignmentRegistry, logger: Logger, maxQueued: Int = 4_096)
     {
+        self.maxQueued = max(1, maxQueued)
         self.destination = destination
         self.settings = settings
         self.sender = sender
@@ -59,11 +73,26 @@ final class DestinationPipeline: Sendable {
         metrics.inFlight.record(0)
     }
 
-    /// Messages queued or being delivered.
-    var pending: Int { lanes.withLock { $0.pending } }
+    /// Messages queued, being delivered, or being parked.
+    var pending: Int { lanes.withLock { $0.pending + $0.parked } }
 
-    /// Queues a message behind the earlier ones of its partition. Never waits.
+    /// Queues a message behind the earlier ones of its partition, or parks it when the queue is full. Never waits.
     func enqueue(_ message: OutboundMessage) {
+        let isFailing = failing.load(ordering: .relaxed)
+        let parked = lanes.withLock { s -> Bool in
+            guard isFailing, s.pending >= maxQueued else { return false }
+            s.parked += 1
+            return true
+        }
+        if parked {
+            metrics.parked.increment()
+            let reason = "parked: more than \(maxQueued) messages queued for this partner (slow or down)"
+            Task {
+                await deadLetter(message, errorClass: .exhausted, reason: reason, attempts: 0)
+                lanes.withLock { $0.parked -= 1 }
+            }
+            return
+        }
         let start = lanes.withLock { s -> Bool in
             s.pending += 1
             if s.lanes[message.partition] != nil {
@@ -144,6 +173,7 @@ final class DestinationPipeline: Sendable {
     /// One attempt through the breaker, the rate limit and the in-flight cap.
     private func attempt(_ prepared: PartnerSender.Prepared) async -> AttemptResult {
         guard breaker.withLock({ $0.allowRequest(now: .now) }) else {
+            failing.store(true, ordering: .relaxed)
             return .retryable(reason: "circuit open", retryAfter: nil)
         }
         let wait = rate.withLock { bucket in bucket?.reserve(now: .now) ?? .zero }
@@ -157,6 +187,7 @@ final class DestinationPipeline: Sendable {
             if case .retryable = result { b.recordFailure(now: .now) } else { b.recordSuccess() }
             return b.state
         }
+        if case .retryable = result { failing.store(true, ordering: .relaxed) } else { failing.store(false, ordering: .relaxed) }
         metrics.breakerState.record(state.gaugeValue)
         return result
     }

@@ -12,7 +12,7 @@ import RelayRuntime
 public struct RealtimeHandler: RecordHandler {
     let context: WorkerContext
     let router: RealtimeRouter
-    /// Queued messages per destination above which reading pauses (a partner down for long must not exhaust memory).
+    /// Queued messages per destination above which it is parked (its new messages dead-lettered, redrivable).
     let maxPendingPerDestination: Int
     /// How long `drain` waits for deliveries in flight at shutdown.
     let drainTimeout: Duration
@@ -34,7 +34,7 @@ public struct RealtimeHandler: RecordHandler {
                 builder: RealtimeMessageBuilder(destination: destination, settings: settings),
                 pipeline: DestinationPipeline(destination: destination, settings: settings, sender: sender,
                                               deadLetters: context.deadLetters, assignments: assignments,
-                                              logger: context.logger))
+                                              logger: context.logger, maxQueued: maxPendingPerDestination))
         }
         router = RealtimeRouter(targets: targets, tracker: context.offsets, assignments: assignments)
         if targets.isEmpty { context.logger.warning("no realtime destinations configured: events are only read") }
@@ -77,8 +77,9 @@ public struct RealtimeHandler: RecordHandler {
                 partition: record.topicPartition, generation: record.generation,
                 entry: ChunkEntry(offset: record.offset, kafkaTimestamp: chunkTime, targets: targets)))
         }
-        // Back-pressure only when a destination has a very long queue (a partner down for a long time).
-        while router.targets.contains(where: { $0.pipeline.pending > maxPendingPerDestination }), !Task.isCancelled {
+        // Waits only for a healthy destination that is behind (it is draining); a failing one with a full queue parks
+        // its messages instead (see DestinationPipeline), so a sick partner never holds the others.
+        while router.targets.contains(where: { $0.pipeline.needsBackPressure }), !Task.isCancelled {
             router.flushDue()
             try? await Task.sleep(for: .milliseconds(20))
         }

@@ -8,6 +8,8 @@ struct RealtimeMetrics: Sendable {
     let attempts: Counter
     let retries: Counter
     let deadLettered: Counter
+    /// Messages dead-lettered at once because the destination's queue was full (parked).
+    let parked: Counter
     let skipped: Counter
     let latency: Metrics.Timer
     let breakerState: Gauge
@@ -22,6 +24,7 @@ struct RealtimeMetrics: Sendable {
         attempts = Counter(label: "relay_realtime_attempts_total", dimensions: dimensions)
         retries = Counter(label: "relay_realtime_retries_total", dimensions: dimensions)
         deadLettered = Counter(label: "relay_realtime_dead_lettered_total", dimensions: dimensions)
+        parked = Counter(label: "relay_realtime_parked_total", dimensions: dimensions)
         skipped = Counter(label: "relay_realtime_users_skipped_total", dimensions: dimensions)
         latency = Metrics.Timer(label: "relay_realtime_latency_seconds", dimensions: dimensions,
                                 preferredDisplayUnit: .seconds)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRealtime
 import RelayRuntime

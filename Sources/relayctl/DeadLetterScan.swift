@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization

@@ -220,19 +220,22 @@ enum LetterPrinter {
 
     /// One JSON object: position, every SPEC §7 header by name, the other headers, and the body as text.
     static func jsonLine(_ record: KafkaRecord, bodyLimit: Int?) -> String {
-        var out = "{"
-        func field(_ name: String, _ value: String?) {
-            if out.count > 1 { out += "," }
-            out += JSONWriter.quoted(name)
-            out += ":"
-            if let value { out += JSONWriter.quoted(value) } else { out += "null" }
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        func name(_ name: String) {
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
         }
-        func number(_ name: String, _ value: Int64?) {
-            out += ",\"\(name)\":" + (value.map(String.init) ?? "null")
+        func field(_ key: String, _ value: String?) {
+            name(key)
+            if let value { JSONWriter.appendString(value, to: &out) } else { out += Array("null".utf8) }
+        }
+        func number(_ key: String, _ value: Int64?) {
+            name(key)
+            if let value { JSONWriter.appendInt64(value, to: &out) } else { out += Array("null".utf8) }
         }
         field("position", record.source)
-        out += ",\"topic\":"
-        out += JSONWriter.quoted(record.topic)
+        field("topic", record.topic)
         number("partition", Int64(record.partition))
         number("offset", record.offset)
         field("written_at", Timestamps.iso8601(milliseconds: record.timestamp))
@@ -244,21 +247,23 @@ enum LetterPrinter {
         number("destination", letter?.destination.map(Int64.init))
         number("attempts", letter.map { Int64($0.attempts) })
         field("failed_at", letter.map { Timestamps.iso8601($0.failedAt) })
-        out += ",\"headers\":{"
+        name("headers")
+        out.append(UInt8(ascii: "{"))
         for (index, header) in (letter?.extraHeaders ?? record.headers).enumerated() {
-            if index > 0 { out += "," }
-            out += JSONWriter.quoted(header.key)
-            out += ":"
-            out += JSONWriter.quoted(LetterBody.text(header.value))
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(header.key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.appendString(LetterBody.text(header.value), to: &out)
         }
-        out += "}"
+        out.append(UInt8(ascii: "}"))
         field("key", record.key.map { LetterBody.text($0) })
         let (bytes, gzip) = LetterBody.decoded(record.value)
-        out += ",\"body_gzip\":\(gzip)"
+        name("body_gzip")
+        out += Array((gzip ? "true" : "false").utf8)
         number("body_bytes", Int64(bytes.count))
         field("body", LetterBody.text(bytes, limit: bodyLimit))
-        out += "}"
-        return out
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func key(_ record: KafkaRecord) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import RelayEncoding
 import RelayKafka
 import RelayEncoding
 import RelayRuntime

@@ -53,6 +53,25 @@ struct RelayCtlBrokerErrorTests {
         #expect(result.stderr.contains("cannot reach the brokers at 127.0.0.1:1"))
     }
 
+    @Test("a broker that refuses the client's SASL handshake: one line with the broker and the cause, at once")
+    func refusedAuthentication() async throws {
+        let dir = try TestDirectory("ctl-errors")
+        try dir.write("relay.yaml", """
+            kafka:
+              brokers: \(TestBroker.brokers)
+              properties: {security.protocol: SASL_PLAINTEXT, sasl.mechanism: PLAIN, sasl.username: relay, sasl.password_env: CTL_TEST_PASSWORD}
+            destinations: []
+            """)
+        let result = try await run(["topics", "create"], in: dir, environment: ["CTL_TEST_PASSWORD": "not-the-password"])
+        #expect(result.status == 1)
+        #expect(result.elapsed < .seconds(10), "took \(result.elapsed)")
+        let lines = result.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(lines)")
+        #expect(lines.first?.contains("cannot reach the brokers at \(TestBroker.brokers)") == true, "\(lines)")
+        #expect(lines.first?.contains("SASL") == true, "\(lines)")
+        #expect(!result.stderr.contains("not-the-password"))
+    }
+
     @Test("a missing topic on a live broker is named, in one line")
     func missingTopic() async throws {
         let dir = try TestDirectory("ctl-errors")

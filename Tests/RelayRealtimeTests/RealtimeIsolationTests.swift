@@ -1,0 +1,44 @@
+import Foundation
+import RelayKafka
+import RelayTestSupport
+import Testing
+
+/// SPEC §4: a partner that is slow or down delays no other partner.
+@Suite("relay-realtime partner isolation", .serialized, .timeLimit(.minutes(5)))
+struct RealtimeIsolationTests {
+    @Test("a partner answering 503 for minutes is parked; the healthy one gets every user; SIGTERM ends within grace")
+    func sickPartnerIsParked() async throws {
+        let setup = try await RealtimeDeliveryTests.Setup(partitions: 4) { partner in
+            RealtimeDeliveryTests.destination(6001, partner, path: "/sick", maxUsers: 1)
+                + RealtimeDeliveryTests.destination(6002, partner, path: "/ok", maxUsers: 1)
+        }
+        defer { Task { await setup.partner.stop() } }
+        setup.partner.setDefault("/sick", .status(503))
+        let (worker, port) = try await setup.start()
+        defer { Task { await worker.stop() } }
+
+        // One user per message: 10,000 messages for each partner, far past the sick one's queue bound (4,096).
+        let uuids = (0..<10_000).map { "7\($0)" }
+        try await setup.produce(uuids.map { RealtimeDeliveryTests.event($0) })
+        let all = Set(uuids)
+        let delivered = await eventually(timeout: .seconds(150), every: .milliseconds(250)) {
+            Set(RealtimeDeliveryTests.uuids(setup.partner.delivered("/ok"))).isSuperset(of: all)
+        }
+        #expect(delivered, "healthy partner got \(Set(RealtimeDeliveryTests.uuids(setup.partner.delivered("/ok"))).count) of 10,000")
+        let parked = await RealtimeDeliveryTests.metric(port, "relay_realtime_parked_total", destination: 6001) ?? 0
+        #expect(parked > 0, "the sick partner's backlog was parked")
+        #expect(setup.partner.delivered("/sick").isEmpty)
+
+        // Shutdown while the sick partner is still being retried: within the drain grace (20 s) and then some.
+        let stopping = ContinuousClock.now
+        worker.terminate()
+        let status = await worker.waitForExit(timeout: .seconds(45))
+        #expect(status == 0, "exit status \(String(describing: status)) after \(ContinuousClock.now - stopping)")
+
+        // Parked messages are on the dead-letter topic with their reason, ready for redrive.
+        let letters = try await setup.deadLetters()
+        let parkedLetters = letters.filter { $0.header("relay.error")?.stringValue.contains("parked") == true }
+        #expect(!parkedLetters.isEmpty)
+        #expect(parkedLetters.allSatisfy { $0.header("relay.destination")?.stringValue == "6001" })
+    }
+}
