@@ -48,10 +48,8 @@ relay_module() {  # relay_module NAME SOURCES...
   [ -f "$OUT/build/$name.swiftmodule" ] || { echo "fuzz: $name did not build" >&2; exit 1; }
 }
 
-# RelayCore (and RelayEncoding under it, where the tree has it), instrumented.
-if [ -d Sources/RelayEncoding ]; then
-  relay_module RelayEncoding $(find Sources/RelayEncoding -name '*.swift')
-fi
+# RelayCore and RelayEncoding under it, instrumented.
+relay_module RelayEncoding $(find Sources/RelayEncoding -name '*.swift')
 relay_module RelayCore $(find Sources/RelayCore -name '*.swift')
 mapfile -t RELAY_OBJECTS < <(find "$OUT/build" -mindepth 2 -name '*.o')
 mapfile -t DEPENDENCIES < <(objects Yams CYaml HTTPTypes "${CRYPTO[@]}")
@@ -62,7 +60,7 @@ build_target() {  # build_target TARGET: $OUT/build/<target>
     edge-request)
       # The edge files that parse and check what callers send; one module with the harness.
       sources=(Fuzz/Targets/EdgeRequest.swift)
-      for f in ByteWriting EventParameters PixelSigner PixelReceipts PixelEvent CORSPolicy; do
+      for f in EventParameters PixelSigner PixelReceipts CORSPolicy; do
         [ -f "Sources/RelayEdge/$f.swift" ] && sources+=("Sources/RelayEdge/$f.swift")
       done
       "${SWIFTC[@]}" -module-name RelayEdgeFuzz "${sources[@]}" "${RELAY_OBJECTS[@]}" "${DEPENDENCIES[@]}" \

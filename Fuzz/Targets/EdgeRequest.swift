@@ -6,6 +6,8 @@
 // unchanged, and a receipt is accepted only with the destination's token and only for that destination's ids.
 import Foundation
 import HTTPTypes
+import RelayCore
+import RelayEncoding
 
 private let signer = PixelSigner(secret: "fuzz-redirect-key")
 private let receipts = PixelReceipts(credentials: [7001: .init(token: "fuzz-token")])
@@ -16,12 +18,12 @@ public func fuzzEdgeRequest(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let text = String(decoding: bytes, as: UTF8.self)
 
     // Query string and form body, then the parameters of /event (with the input as the Cookie header too).
-    if let form = ByteWriting.parseForm(bytes) {
+    if let form = PercentEncoding.decodeForm(bytes) {
         _ = try? EventParameters.parse(form, cookieHeader: text)
         // Encoding the decoded pairs again gives a form that decodes to the same pairs.
-        let again = form.map { ByteWriting.percentEncoded($0.0) + "=" + ByteWriting.percentEncoded($0.1) }
+        let again = form.map { PercentEncoding.encode($0.0) + "=" + PercentEncoding.encode($0.1) }
             .joined(separator: "&")
-        let reparsed = ByteWriting.parseForm(Array(again.utf8))
+        let reparsed = PercentEncoding.decodeForm(Array(again.utf8))
         precondition(reparsed.map { $0.map { [$0.0, $0.1] } } == form.map { [$0.0, $0.1] }, "form round trip")
     }
     _ = EventParameters.cookieValue(named: "aam_uuid", in: text)
