@@ -3,6 +3,7 @@
 //
 // Module layout (each library is imported by the tests):
 //   CRdKafka      system library over librdkafka (module map + shim header)
+//   CCurl         system library over libcurl, for SFTP uploads
 //   RelayKafka    the only code that touches the C API: producer, consumer, admin
 //   RelayCore     the domain: qualification events, configuration, destinations, mappings
 //   RelayRuntime  what every worker shares: consume -> process -> commit loop, dead letters,
@@ -45,6 +46,12 @@ let package = Package(
             name: "CZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        // libcurl for SFTP uploads (Debian's is built with libssh2, and checks host keys against known_hosts).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         .target(
             name: "RelayKafka",
@@ -92,6 +99,7 @@ let package = Package(
             name: "RelayBatch",
             dependencies: [
                 "RelayRuntime",
+                "CCurl",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
