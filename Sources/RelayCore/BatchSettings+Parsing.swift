@@ -83,7 +83,7 @@ extension BatchOutput {
             || reader.has("secret_key_env") || reader.has("secret_key_file") || reader.has("secret_key")
         let accessKey = reader.secret("access_key", required: named)
         let secretKey = reader.secret("secret_key", required: named)
-        let sessionToken = reader.secret("session_token", required: false)
+        let sessionToken = reader.secret("session_token", required: false, check: named)
         if sessionToken != nil, !named {
             reader.report("session_token_env", "only with access_key_env and secret_key_env (the AWS chain finds its own)")
         }
@@ -136,7 +136,10 @@ extension BatchOutput {
         }
         let privateKeyFile = readableFile(reader, "private_key_file")
         let password = reader.secret("password", required: false)
-        if !reader.has("private_key_file"), !reader.has("password_env"), !reader.has("password_file") {
+        // A literal `password:` is reported above as a secret written in the file, not as a missing one.
+        if !reader.has("private_key_file"), !reader.has("password_env"), !reader.has("password_file"),
+            !reader.has("password")
+        {
             reader.report("private_key_file", "required (or password_env)")
         }
         let knownHostsFile = readableFile(reader, "known_hosts_file", required: true)
