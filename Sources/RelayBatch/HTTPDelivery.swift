@@ -7,9 +7,9 @@ import RelayCore
 /// `{type: http, url, auth}`: `PUT <url>/<file name>`; any 2xx is success. Every upload carries `Content-MD5` and,
 /// when `auth` is set, its credentials. A part is read from disk twice, once for its digests (MD5, and the HMAC of
 /// a signing block) and once streamed as the body, so memory stays flat whatever the part's size.
-struct HTTPDelivery: BatchDelivery {
-    /// `auth:` with its secrets read (once, at start-up).
-    enum Credentials: Sendable {
+struct HTTPDelivery: BatchDelivery, CustomStringConvertible {
+    /// `auth:` with its secrets read (once, at start-up). Printed without them.
+    enum Credentials: Sendable, CustomStringConvertible {
         case authorization(String)
         case signing(SigningSettings, key: String)
 
@@ -24,6 +24,13 @@ struct HTTPDelivery: BatchDelivery {
                 self = .signing(signing, key: try signing.key.resolve(environment: environment))
             }
         }
+
+        var description: String {
+            switch self {
+            case .authorization(let value): "Authorization: \(value.prefix { $0 != " " }) <redacted>"
+            case .signing(let settings, _): "\(settings.header): HMAC-\(settings.algorithm.rawValue)"
+            }
+        }
     }
 
     let base: URL
@@ -33,6 +40,8 @@ struct HTTPDelivery: BatchDelivery {
     var spoolPrefix: String { "" }
     /// Bytes per read of a streamed part.
     var chunkSize = 256 << 10
+
+    var description: String { "HTTPDelivery(PUT \(base.absoluteString)\(credentials.map { ", \($0)" } ?? ""))" }
 
     func deliver(file: URL, name: String) async throws {
         let signing: (SigningAlgorithm, String)?

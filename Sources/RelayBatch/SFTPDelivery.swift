@@ -6,7 +6,7 @@ import RelayCore
 /// name in the same session, so a partner polling the folder never sees a partial file under a final name. A name
 /// already there (a retry after the rename, a replayed cut) is replaced: it held the same bytes. The server's host
 /// key must be in `known_hosts_file`; libcurl refuses unknown and changed keys when no key callback is set.
-struct SFTPDelivery: BatchDelivery {
+struct SFTPDelivery: BatchDelivery, CustomStringConvertible {
     let output: SFTPOutput
     /// `password_env`, read at start-up; `nil` for key-only authentication.
     let password: String?
@@ -14,6 +14,11 @@ struct SFTPDelivery: BatchDelivery {
     var spoolPrefix: String { "" }
     /// A connection that moves no byte for this long is given up (and retried by the engine).
     var stallSeconds = 60
+
+    /// Never the password.
+    var description: String {
+        "SFTPDelivery(\(output.user)@\(output.host):\(output.port)\(directory.hasPrefix("/") ? "" : "/~/")\(directory))"
+    }
 
     func deliver(file: URL, name: String) async throws {
         try await Blocking.run { [self] in

@@ -177,6 +177,10 @@ struct BatchHTTPTests {
                                    spool: received.url, client: .shared)
         let error = await #expect(throws: BatchError.self) { try await refused.deliver(bytes: [1, 2, 3], name: "x.sync") }
         #expect(error?.description == "PUT x.sync: HTTP 401")
+        // What a log line or an error could show of the delivery never holds the secret.
+        let configured = try #require(await h.engine.plans.first?.delivery as? HTTPDelivery)
+        #expect(Self.environment.values.allSatisfy { !"\(configured)".contains($0) }, "\(configured)")
+        #expect(!"\(refused)".contains("nope"))
     }
 
     /// The streamed digests equal the one-shot ones realtime destinations use, across chunk boundaries.
