@@ -59,6 +59,7 @@ http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
 PY
 python3 partner.py "$PARTNER_PORT" "$BENCH_UPLOAD_TOKEN" "$WORK/received/log.txt" &
 PARTNER=$!
+trap 'kill $PARTNER 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
 
 "$BIN/relayctl" topics create --config relay.yaml --partitions 1 >/dev/null
 echo "bench: producing $USERS events of 100 mapped segments each"
@@ -79,7 +80,9 @@ PY
 WORKER=$!
 trap 'kill $WORKER $PARTNER 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-while [ "$(metric_sum "$METRICS_PORT" relay_records_consumed_total 2>/dev/null || echo 0)" -lt "$USERS" ]; do
+while :; do
+  got=$(metric_sum "$METRICS_PORT" relay_records_consumed_total 2>/dev/null || true)
+  [ "${got:-0}" -ge "$USERS" ] && break
   kill -0 $WORKER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/worker.log"; exit 1; }
   sleep 0.1
 done
