@@ -5,6 +5,7 @@
 //   RelayEncoding bytes in and out, no dependencies: the strict JSON scanner and the JSON writer, ISO-8601, hex,
 //                 base64url, percent-encoding, the binary record codec, atomic files, blocking work off the pool
 //   CRdKafka      system library over librdkafka (module map + shim header)
+//   CCurl         system library over libcurl, for SFTP uploads
 //   RelayKafka    the only code that touches the C API: producer, consumer, admin
 //   RelayCore     the domain: qualification events, configuration, destinations, mappings
 //   RelayRuntime  what every worker shares: consume -> process -> commit loop, dead letters,
@@ -49,6 +50,12 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(name: "RelayEncoding"),
+        // libcurl for SFTP uploads (Debian's is built with libssh2, and checks host keys against known_hosts).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .target(
             name: "RelayKafka",
             dependencies: [
@@ -97,6 +104,7 @@ let package = Package(
             name: "RelayBatch",
             dependencies: [
                 "RelayRuntime",
+                "CCurl",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -28,13 +28,27 @@ func makeDelivery(_ output: BatchOutput, spool: URL, httpClient: HTTPClient,
     switch output {
     case .dir(let path):
         return DirDelivery(directory: URL(fileURLWithPath: path))
-    case .http(let url):
-        return HTTPDelivery(base: url, spool: spool, client: httpClient)
+    case .http(let url, let auth):
+        return HTTPDelivery(base: url, credentials: try auth.map { try HTTPDelivery.Credentials($0, environment: environment) },
+                            spool: spool, client: httpClient)
     case .s3(let s3):
+        let source: AWSCredentialProvider.Source
+        if let accessKey = s3.accessKey, let secretKey = s3.secretKey {
+            source = .fixed(AWSCredentials(
+                accessKeyID: try accessKey.resolve(environment: environment),
+                secretAccessKey: try secretKey.resolve(environment: environment),
+                sessionToken: try s3.sessionToken?.resolve(environment: environment), expiration: nil,
+                source: "configuration"))
+        } else {
+            source = .chain(environment: environment)
+        }
         let client = S3Client(endpoint: s3.effectiveEndpoint, region: s3.region,
-                              accessKey: try s3.accessKey.resolve(environment: environment),
-                              secretKey: try s3.secretKey.resolve(environment: environment), http: httpClient)
-        return S3Delivery(client: client, bucket: s3.bucket, prefix: s3.prefix, spool: spool)
+                              credentials: AWSCredentialProvider(source, region: s3.region, http: httpClient),
+                              http: httpClient)
+        return S3Delivery(client: client, bucket: s3.bucket, prefix: s3.prefix, spool: spool,
+                          objectHeaders: S3Delivery.objectHeaders(s3))
+    case .sftp(let sftp):
+        return SFTPDelivery(output: sftp, password: try sftp.password?.resolve(environment: environment), spool: spool)
     }
 }
 
@@ -55,37 +69,6 @@ struct DirDelivery: BatchDelivery {
     }
 }
 
-/// `{type: http, url}`: `PUT <url>/<file name>`; any 2xx is success.
-struct HTTPDelivery: BatchDelivery {
-    let base: URL
-    let spool: URL
-    let client: HTTPClient
-    var spoolPrefix: String { "" }
-
-    func deliver(file: URL, name: String) async throws {
-        guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw BatchError("cannot read \(file.path)")
-        }
-        try await deliver(bytes: Array(data), name: name)
-    }
-
-    func deliver(bytes: [UInt8], name: String) async throws {
-        var text = base.absoluteString
-        if !text.hasSuffix("/") { text += "/" }
-        var request = HTTPClientRequest(url: text + name)
-        request.method = .PUT
-        request.headers.add(name: "Content-Type",
-                            value: name.hasSuffix(".gz") ? "application/gzip" : name.hasSuffix(".info")
-                                ? "application/json" : "text/plain")
-        request.body = .bytes(ByteBuffer(bytes: bytes))
-        let response = try await client.execute(request, timeout: .seconds(300))
-        _ = try? await response.body.collect(upTo: 1 << 20)
-        guard (200..<300).contains(response.status.code) else {
-            throw BatchError("PUT \(name): HTTP \(response.status.code)")
-        }
-    }
-}
-
 /// `{type: s3, ...}`: one PUT per part, or a multipart upload for parts above ``multipartThreshold``.
 struct S3Delivery: BatchDelivery {
     let client: S3Client
@@ -96,6 +79,20 @@ struct S3Delivery: BatchDelivery {
     /// Parts above this size go up as multipart uploads of `chunk`-byte pieces (S3's minimum piece is 5 MiB).
     var multipartThreshold = 64 << 20
     var chunk = 16 << 20
+    /// Encryption and storage class, sent with every object (signed).
+    var objectHeaders: [(String, String)] = []
+
+    static func objectHeaders(_ output: S3Output) -> [(String, String)] {
+        var headers: [(String, String)] = []
+        if let encryption = output.encryption {
+            headers.append(("x-amz-server-side-encryption", encryption.headerValue))
+            if case .kms(let keyID?) = encryption {
+                headers.append(("x-amz-server-side-encryption-aws-kms-key-id", keyID))
+            }
+        }
+        if let storageClass = output.storageClass { headers.append(("x-amz-storage-class", storageClass)) }
+        return headers
+    }
 
     func deliver(file: URL, name: String) async throws {
         let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
@@ -103,12 +100,13 @@ struct S3Delivery: BatchDelivery {
             guard let data = FileManager.default.contents(atPath: file.path) else {
                 throw BatchError("cannot read \(file.path)")
             }
-            try await client.put(bucket: bucket, key: prefix + name, body: Array(data))
+            try await client.put(bucket: bucket, key: prefix + name, body: Array(data), headers: objectHeaders)
             return
         }
         let handle = try FileHandle(forReadingFrom: file)
         defer { try? handle.close() }
-        let upload = try await client.createMultipartUpload(bucket: bucket, key: prefix + name)
+        let upload = try await client.createMultipartUpload(bucket: bucket, key: prefix + name,
+                                                            headers: objectHeaders)
         do {
             var etags: [String] = []
             while let data = try handle.read(upToCount: chunk), !data.isEmpty {
@@ -124,6 +122,6 @@ struct S3Delivery: BatchDelivery {
     }
 
     func deliver(bytes: [UInt8], name: String) async throws {
-        try await client.put(bucket: bucket, key: prefix + name, body: bytes)
+        try await client.put(bucket: bucket, key: prefix + name, body: bytes, headers: objectHeaders)
     }
 }

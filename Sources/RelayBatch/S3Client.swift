@@ -1,29 +1,38 @@
 import AsyncHTTPClient
 import Crypto
 import Foundation
+import RelayEncoding
 import NIOCore
 import NIOHTTP1
 
 /// A small S3 client: path-style requests signed with AWS Signature Version 4, for any S3-compatible store.
+/// Credentials come from an ``AWSCredentialProvider`` at each request, so temporary ones are renewed in time.
 public struct S3Client: Sendable {
     public let endpoint: URL
     public let region: String
-    let accessKey: String
-    let secretKey: String
+    let credentials: AWSCredentialProvider
     let http: HTTPClient
 
-    public init(endpoint: URL, region: String, accessKey: String, secretKey: String, http: HTTPClient) {
+    public init(endpoint: URL, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil,
+                http: HTTPClient)
+    {
+        let fixed = AWSCredentials(accessKeyID: accessKey, secretAccessKey: secretKey, sessionToken: sessionToken,
+                                   expiration: nil, source: "configuration")
+        self.init(endpoint: endpoint, region: region,
+                  credentials: AWSCredentialProvider(.fixed(fixed), region: region, http: http), http: http)
+    }
+
+    init(endpoint: URL, region: String, credentials: AWSCredentialProvider, http: HTTPClient) {
         self.endpoint = endpoint
         self.region = region
-        self.accessKey = accessKey
-        self.secretKey = secretKey
+        self.credentials = credentials
         self.http = http
     }
 
-    public func put(bucket: String, key: String, body: [UInt8]) async throws {
-        _ = try await send("PUT", bucket: bucket, key: key, body: body)
+    /// `headers` are sent and signed (`x-amz-server-side-encryption`, `x-amz-storage-class`, ...).
+    public func put(bucket: String, key: String, body: [UInt8], headers: [(String, String)] = []) async throws {
+        _ = try await send("PUT", bucket: bucket, key: key, body: body, headers: headers)
     }
-
     public func get(bucket: String, key: String) async throws -> [UInt8] {
         try await send("GET", bucket: bucket, key: key).body
     }
@@ -32,13 +41,13 @@ public struct S3Client: Sendable {
         _ = try await send("PUT", bucket: bucket, key: nil)
     }
 
-    func createMultipartUpload(bucket: String, key: String) async throws -> String {
-        let response = try await send("POST", bucket: bucket, key: key, query: [("uploads", "")])
-        let text = String(decoding: response.body, as: UTF8.self)
-        guard let start = text.range(of: "<UploadId>"), let end = text.range(of: "</UploadId>") else {
+    /// The encryption and storage class of a multipart upload are given here, not with its pieces.
+    func createMultipartUpload(bucket: String, key: String, headers: [(String, String)] = []) async throws -> String {
+        let response = try await send("POST", bucket: bucket, key: key, query: [("uploads", "")], headers: headers)
+        guard let upload = Self.element("UploadId", in: String(decoding: response.body, as: UTF8.self)) else {
             throw BatchError("S3 multipart upload: no UploadId in the answer")
         }
-        return String(text[start.upperBound..<end.lowerBound])
+        return upload
     }
 
     func uploadPart(bucket: String, key: String, uploadID: String, number: Int, body: [UInt8]) async throws
@@ -74,13 +83,14 @@ public struct S3Client: Sendable {
     }
 
     private func send(_ method: String, bucket: String, key: String?, query: [(String, String)] = [],
-                      body: [UInt8] = []) async throws -> Response
+                      body: [UInt8] = [], headers extra: [(String, String)] = []) async throws -> Response
     {
         var path = endpoint.path
         if path.hasSuffix("/") { path.removeLast() }
         path += "/" + Self.encode(bucket, keepSlash: false)
         if let key { path += "/" + Self.encode(key, keepSlash: true) }
-        let signed = sign(method: method, path: path, query: query, payload: body, date: Date())
+        let signed = sign(method: method, path: path, query: query, payloadHash: Self.hex(SHA256.hash(data: body)),
+                          headers: extra, credentials: try await credentials.credentials(), date: Date())
         var url = "\(endpoint.scheme ?? "http")://\(Self.hostHeader(endpoint))\(path)"
         if !signed.query.isEmpty { url += "?" + signed.query }
         var request = HTTPClientRequest(url: url)
@@ -92,13 +102,18 @@ public struct S3Client: Sendable {
         let response = try await http.execute(request, timeout: .seconds(300))
         let bytes = Array(buffer: try await response.body.collect(upTo: 1 << 30))
         guard (200..<300).contains(response.status.code) else {
-            let text = String(decoding: bytes.prefix(300), as: UTF8.self)
-            let code = text.range(of: "<Code>").flatMap { s in
-                text.range(of: "</Code>").map { String(text[s.upperBound..<$0.lowerBound]) }
-            }
+            let code = Self.element("Code", in: String(decoding: bytes.prefix(300), as: UTF8.self))
             throw BatchError("S3 \(method) \(key ?? bucket): HTTP \(response.status.code) \(code ?? "")")
         }
         return Response(headers: response.headers, body: bytes)
+    }
+
+    /// The text of the first `<tag>...</tag>` in an XML answer (S3 and STS answers are flat enough for this).
+    static func element(_ tag: String, in text: String) -> String? {
+        guard let start = text.range(of: "<\(tag)>"),
+            let end = text.range(of: "</\(tag)>", range: start.upperBound..<text.endIndex)
+        else { return nil }
+        return String(text[start.upperBound..<end.lowerBound])
     }
 
     static func hostHeader(_ url: URL) -> String {
@@ -109,33 +124,23 @@ public struct S3Client: Sendable {
 
     /// URI-encodes as SigV4 wants: everything but unreserved characters (and `/` in object keys).
     static func encode(_ text: String, keepSlash: Bool) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                UInt8(ascii: "~"):
-                out.append(Character(UnicodeScalar(byte)))
-            case UInt8(ascii: "/") where keepSlash:
-                out.append("/")
-            default:
-                out += String(format: "%%%02X", byte)
-            }
-        }
-        return out
+        PercentEncoding.encode(text) { keepSlash && $0 == UInt8(ascii: "/") }
     }
 
-    /// Signature V4 of one request: the headers to send and the canonical query string.
-    func sign(method: String, path: String, query: [(String, String)], payload: [UInt8], date: Date)
+    /// Signature V4 of one request: the headers to send (`headers` among them, signed) and the canonical query.
+    /// A session token is sent and signed as `x-amz-security-token`.
+    func sign(method: String, path: String, query: [(String, String)], payloadHash: String,
+              headers extra: [(String, String)] = [], credentials: AWSCredentials, date: Date)
         -> (headers: [(String, String)], query: String)
     {
-        let payloadHash = Self.hex(SHA256.hash(data: payload))
         let amzDate = Self.amzDate(date)
         let day = String(amzDate.prefix(8))
         let canonicalQuery = query.map { (Self.encode($0.0, keepSlash: false), Self.encode($0.1, keepSlash: false)) }
             .sorted { $0 < $1 }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
-        let headers = [("host", Self.hostHeader(endpoint)), ("x-amz-content-sha256", payloadHash),
-                       ("x-amz-date", amzDate)]
+        var sent = [("x-amz-content-sha256", payloadHash), ("x-amz-date", amzDate)]
+        if let token = credentials.sessionToken { sent.append(("x-amz-security-token", token)) }
+        sent += extra.map { ($0.0.lowercased(), $0.1.trimmingCharacters(in: .whitespaces)) }
+        let headers = ([("host", Self.hostHeader(endpoint))] + sent).sorted { $0.0 < $1.0 }
         let canonicalHeaders = headers.map { "\($0.0):\($0.1)\n" }.joined()
         let signedHeaders = headers.map(\.0).joined(separator: ";")
         let canonicalRequest = [method, path, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash]
@@ -143,15 +148,14 @@ public struct S3Client: Sendable {
         let scope = "\(day)/\(region)/s3/aws4_request"
         let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n"
             + Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8)))
-        var key = SymmetricKey(data: Array("AWS4\(secretKey)".utf8))
+        var key = SymmetricKey(data: Array("AWS4\(credentials.secretAccessKey)".utf8))
         for part in [day, region, "s3", "aws4_request"] {
             key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
         }
         let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(accessKey)/\(scope), SignedHeaders=\(signedHeaders), "
-            + "Signature=\(signature)"
-        return ([("x-amz-content-sha256", payloadHash), ("x-amz-date", amzDate), ("Authorization", authorization)],
-                canonicalQuery)
+        let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
+            + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
+        return (sent + [("Authorization", authorization)], canonicalQuery)
     }
 
     static func amzDate(_ date: Date) -> String {
@@ -162,7 +166,5 @@ public struct S3Client: Sendable {
                       Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
     }
 
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        digest.map { String(format: "%02x", $0) }.joined()
-    }
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Hex.lower(digest) }
 }

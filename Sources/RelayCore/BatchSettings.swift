@@ -56,14 +56,16 @@ public enum BatchMode: String, Sendable, Hashable, CaseIterable {
     case full
 }
 
-/// `output:` of a batch destination.
+/// `output:` of a batch destination. Every output shows a file under its final name only once it is complete.
 public enum BatchOutput: Sendable, Hashable {
     /// `{type: dir, path}`: files written atomically into a directory.
     case dir(path: String)
     /// `{type: s3, ...}`: uploaded with AWS Signature V4.
     case s3(S3Output)
-    /// `{type: http, url}`: `PUT <url>/<file name>`.
-    case http(url: URL)
+    /// `{type: http, url, auth}`: `PUT <url>/<file name>`, with credentials when `auth` is set.
+    case http(url: URL, auth: HTTPUploadAuth? = nil)
+    /// `{type: sftp, ...}`: uploaded under a temporary name, then renamed into place.
+    case sftp(SFTPOutput)
 
     /// The `<sync_type>` at the start of file names.
     public var syncType: String {
@@ -71,11 +73,13 @@ public enum BatchOutput: Sendable, Hashable {
         case .dir: "dir"
         case .s3: "s3"
         case .http: "http"
+        case .sftp: "sftp"
         }
     }
 }
 
-/// An S3-compatible bucket.
+/// An S3-compatible bucket. Without `accessKey`/`secretKey` the credentials come from the standard AWS chain
+/// (environment, web identity, container, instance metadata) when the worker starts uploading.
 public struct S3Output: Sendable, Hashable {
     public var bucket: String
     /// Key prefix, e.g. `aam/`; empty by default.
@@ -83,12 +87,19 @@ public struct S3Output: Sendable, Hashable {
     /// The store's endpoint; `nil` = AWS (`https://s3.<region>.amazonaws.com`).
     public var endpoint: URL?
     public var region: String
-    public var accessKey: Secret
-    public var secretKey: Secret
+    public var accessKey: Secret?
+    public var secretKey: Secret?
+    /// A session token for temporary static keys (`session_token_env`); only with `accessKey`.
+    public var sessionToken: Secret?
+    /// `sse:`: server-side encryption asked of the store.
+    public var encryption: S3Encryption?
+    /// `storage_class:`; `nil` = the bucket's default (STANDARD).
+    public var storageClass: String?
 
     public init(
         bucket: String, prefix: String = "", endpoint: URL? = nil, region: String = "us-east-1",
-        accessKey: Secret, secretKey: Secret
+        accessKey: Secret? = nil, secretKey: Secret? = nil, sessionToken: Secret? = nil,
+        encryption: S3Encryption? = nil, storageClass: String? = nil
     ) {
         self.bucket = bucket
         self.prefix = prefix
@@ -96,11 +107,72 @@ public struct S3Output: Sendable, Hashable {
         self.region = region
         self.accessKey = accessKey
         self.secretKey = secretKey
+        self.sessionToken = sessionToken
+        self.encryption = encryption
+        self.storageClass = storageClass
     }
 
     /// `endpoint`, or AWS's regional endpoint when none is configured.
     public var effectiveEndpoint: URL {
         endpoint ?? URL(string: "https://s3.\(region).amazonaws.com")!
+    }
+
+    /// The storage classes S3 accepts on upload.
+    public static let storageClasses = [
+        "STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+        "GLACIER_IR", "DEEP_ARCHIVE", "EXPRESS_ONEZONE",
+    ]
+}
+
+/// `sse: AES256 | aws:kms` with an optional `kms_key_id` (the bucket's default KMS key when absent).
+public enum S3Encryption: Sendable, Hashable {
+    case aes256
+    case kms(keyID: String?)
+
+    /// The `x-amz-server-side-encryption` value.
+    public var headerValue: String {
+        switch self {
+        case .aes256: "AES256"
+        case .kms: "aws:kms"
+        }
+    }
+}
+
+/// `auth:` of an HTTP output: exactly one way of proving who uploads.
+public enum HTTPUploadAuth: Sendable, Hashable {
+    /// `{bearer_env | bearer_file}`: `Authorization: Bearer <token>`.
+    case bearer(Secret)
+    /// `{basic: {user, password_env | password_file}}`: `Authorization: Basic ...`.
+    case basic(user: String, password: Secret)
+    /// `{signing: {algorithm, header, key_env | key_file}}`: the realtime destinations' HMAC header, computed over
+    /// the exact bytes of the file uploaded.
+    case signing(SigningSettings)
+}
+
+/// `{type: sftp, host, port, user, path, private_key_file | password_env, known_hosts_file}`.
+public struct SFTPOutput: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+    public var user: String
+    /// The remote directory the files go into.
+    public var path: String
+    /// An OpenSSH or PEM private key file; tried before `password`.
+    public var privateKeyFile: String?
+    /// Password authentication, a fallback for partners that give no key access.
+    public var password: Secret?
+    /// The server's host key must be listed here; unknown and changed keys are refused.
+    public var knownHostsFile: String
+
+    public init(host: String, port: Int = 22, user: String, path: String, privateKeyFile: String? = nil,
+                password: Secret? = nil, knownHostsFile: String)
+    {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.path = path
+        self.privateKeyFile = privateKeyFile
+        self.password = password
+        self.knownHostsFile = knownHostsFile
     }
 }
 

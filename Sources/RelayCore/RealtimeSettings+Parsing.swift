@@ -35,13 +35,7 @@ extension RealtimeSettings {
             }
         }
         if let signing = reader.mapping("signing") {
-            let algorithm: SigningAlgorithm? = signing.choice("algorithm", "algorithm")
-            let header = signing.string("header")
-            if let header, !isHeaderName(header) { signing.report("header", "not a valid HTTP header name") }
-            if let key = signing.secret("key") {
-                settings.signing = SigningSettings(algorithm: algorithm ?? .sha256, header: header ?? "X-Signature", key: key)
-            }
-            signing.reportUnknownKeys()
+            settings.signing = SigningSettings.read(signing)
         }
         if let oauth2 = reader.mapping("oauth2") {
             let tokenURL = oauth2.httpURL("token_url", required: true)

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import NIOCore
 import RelayCore
 import RelayTestSupport
 import Testing
@@ -11,16 +12,19 @@ struct BatchS3Tests {
     /// AWS's published Signature V4 examples (GET bucket lifecycle, list objects), same key, date and region.
     @Test func signatureV4MatchesAWSExamples() throws {
         let client = S3Client(endpoint: URL(string: "https://examplebucket.s3.amazonaws.com")!, region: "us-east-1",
-                              accessKey: "AKIAIOSFODNN7EXAMPLE",
-                              secretKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", http: .shared)
+                              accessKey: "unused", secretKey: "unused", http: .shared)
+        let keys = AWSCredentials(accessKeyID: "AKIAIOSFODNN7EXAMPLE",
+                                  secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", source: "test")
         let date = Date(timeIntervalSince1970: 1_369_353_600)  // 20130524T000000Z
-        let lifecycle = client.sign(method: "GET", path: "/", query: [("lifecycle", "")], payload: [], date: date)
+        let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  // SHA-256 of nothing
+        let lifecycle = client.sign(method: "GET", path: "/", query: [("lifecycle", "")], payloadHash: empty,
+                                    credentials: keys, date: date)
         let auth = try #require(lifecycle.headers.first { $0.0 == "Authorization" }?.1)
         #expect(auth == "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
             + "SignedHeaders=host;x-amz-content-sha256;x-amz-date, "
             + "Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543")
-        let list = client.sign(method: "GET", path: "/", query: [("max-keys", "2"), ("prefix", "J")], payload: [],
-                               date: date)
+        let list = client.sign(method: "GET", path: "/", query: [("max-keys", "2"), ("prefix", "J")],
+                               payloadHash: empty, credentials: keys, date: date)
         #expect(list.query == "max-keys=2&prefix=J")
         #expect(list.headers.first { $0.0 == "Authorization" }?.1.hasSuffix(
             "Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7") == true)
@@ -117,6 +121,36 @@ struct Moto {
             throw TestFailure("moto_server did not start on port \(port)")
         }
         return Moto(process: process, endpoint: endpoint)
+    }
+
+    /// From the next request on, moto checks every signature and IAM policy, except for the first `free`
+    /// requests (moto cannot tell an unsigned STS AssumeRoleWithWebIdentity from an unauthenticated call).
+    func requireAuthentication(after free: Int = 0) async throws {
+        var request = HTTPClientRequest(url: endpoint.absoluteString + "/moto-api/reset-auth")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: String(free)))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        _ = try await response.body.collect(upTo: 1 << 16)
+        guard response.status.code == 200 else { throw TestFailure("moto reset-auth: HTTP \(response.status.code)") }
+    }
+
+    /// Runs a Python script (with boto3, from the project's .venv) against this server; returns its stdout.
+    func python(_ script: String) throws -> String {
+        var root = URL(fileURLWithPath: #filePath)
+        while root.path != "/", !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root.deleteLastPathComponent()
+        }
+        let process = Process()
+        process.executableURL = root.appendingPathComponent(".venv/bin/python")
+        process.arguments = ["-c", script, endpoint.absoluteString]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestFailure("python against moto exited \(process.terminationStatus)") }
+        return String(decoding: data, as: UTF8.self)
     }
 
     func stop() {

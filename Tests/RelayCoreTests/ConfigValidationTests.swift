@@ -216,7 +216,7 @@ struct ConfigValidationTests {
                 "destinations[0].master_dpid: must be >= 0",
                 "destinations[0].pid_alias: must be 1-64 characters of [0-9A-Za-z.-] (it is part of file names)",
                 "destinations[0].max_file_bytes: must be >= 1",
-                #"destinations[0].output.type: unknown type "ftp" (dir, s3, http)"#,
+                #"destinations[0].output.type: unknown type "ftp" (dir, s3, http, sftp)"#,
             ])
         #expect(
             problems(config(destination: "  - {id: 1, name: 'my files', kind: batch, output: {type: dir, path: o}, mappings: []}"))
