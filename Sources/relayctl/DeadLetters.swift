@@ -49,14 +49,14 @@ struct DeadLetters: AsyncParsableCommand {
         @Option(help: "Only letters written at or before this time (ms since the epoch or ISO-8601).")
         var until: String?
 
-        @Option(help: "At most this many (the newest).")
+        @Option(help: "At most this many (the newest); 0 prints only how many there are.")
         var limit: Int = 20
 
         @Flag(help: "One JSON object per line instead of text.")
         var json = false
 
         func validate() throws {
-            guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
+            guard limit >= 0 else { throw ValidationError("--limit must be 0 or more") }
         }
 
         func run() async throws {
@@ -79,7 +79,9 @@ struct DeadLetters: AsyncParsableCommand {
                            : LetterPrinter.text(record, bodyLimit: 160))
             }
             if !json {
-                if letters.isEmpty {
+                if limit == 0 {
+                    print("\(matched) dead letters in total\(filter.isEmpty ? "" : " match")")
+                } else if letters.isEmpty {
                     print("no dead letters on \(topic)\(filter.isEmpty ? "" : " match")")
                 } else {
                     print("\(letters.count) of \(matched) matching dead letters shown (newest first)")
