@@ -44,7 +44,7 @@ final class DestinationPipeline: Sendable {
     /// consume loop, and the other destinations keep their latency (SPEC §4). A healthy destination over the bound
     /// only slows reading (see ``needsBackPressure``): it is draining, and its messages stay in order.
     let maxQueued: Int
-    /// Whether the last attempt failed (set after every attempt).
+    /// Whether the partner is failing: its circuit breaker is open or probing (set after every attempt).
     private let failing = Atomic<Bool>(false)
 
     /// A healthy destination whose queue is over the bound: reading waits for it (briefly: it is delivering).
@@ -187,7 +187,9 @@ final class DestinationPipeline: Sendable {
             if case .retryable = result { b.recordFailure(now: .now) } else { b.recordSuccess() }
             return b.state
         }
-        if case .retryable = result { failing.store(true, ordering: .relaxed) } else { failing.store(false, ordering: .relaxed) }
+        // Failing means the breaker is not closed (five failures in a row): one slow answer from a healthy partner
+        // on a loaded machine must not get its backlog parked.
+        failing.store(state != .closed, ordering: .relaxed)
         metrics.breakerState.record(state.gaugeValue)
         return result
     }

@@ -284,14 +284,16 @@ struct EdgeHTTPTests {
             ])
             let produced = ContinuousClock.now
             var seen = false
-            while ContinuousClock.now - produced < .seconds(1) {
+            // The bound is loose for a machine running the whole suite at once; the edge's latency itself is
+            // measured in bench/edge.sh.
+            while ContinuousClock.now - produced < .seconds(5) {
                 if try await cookieValue() == expected {
                     seen = true
                     break
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            #expect(seen, "\(expected) not visible within 1 s")
+            #expect(seen, "\(expected) not visible within 5 s")
         }
     }
 

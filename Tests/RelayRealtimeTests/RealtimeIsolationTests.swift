@@ -4,7 +4,7 @@ import RelayTestSupport
 import Testing
 
 /// SPEC §4: a partner that is slow or down delays no other partner.
-@Suite("relay-realtime partner isolation", .serialized, .timeLimit(.minutes(5)))
+@Suite("relay-realtime partner isolation", .serialized, .timeLimit(.minutes(8)))
 struct RealtimeIsolationTests {
     @Test("a partner answering 503 for minutes is parked; the healthy one gets every user; SIGTERM ends within grace")
     func sickPartnerIsParked() async throws {
@@ -21,7 +21,7 @@ struct RealtimeIsolationTests {
         let uuids = (0..<10_000).map { "7\($0)" }
         try await setup.produce(uuids.map { RealtimeDeliveryTests.event($0) })
         let all = Set(uuids)
-        let delivered = await eventually(timeout: .seconds(150), every: .milliseconds(250)) {
+        let delivered = await eventually(timeout: .seconds(300), every: .milliseconds(250)) {
             Set(RealtimeDeliveryTests.uuids(setup.partner.delivered("/ok"))).isSuperset(of: all)
         }
         #expect(delivered, "healthy partner got \(Set(RealtimeDeliveryTests.uuids(setup.partner.delivered("/ok"))).count) of 10,000")
