@@ -114,7 +114,7 @@ extension EdgeServer {
         let answer = EventAnswer.make(
             EventAnswer.Request(uuid: parameters.uuid, json: parameters.json, dests: parameters.dests,
                                 edgeHost: authority, cookieDomain: EventParameters.hostName(authority)),
-            user: store.lookup(parameters.uuid), catalog: catalog, signer: signer, now: Self.nowMilliseconds(),
+            user: store.lookup(parameters.uuid), catalog: catalog, signer: signer, now: Timestamps.nowMilliseconds(),
             random: &random)
         if !answer.pixels.isEmpty { recorder.record(answer.pixels) }
         var headers: HTTPFields = [:]
@@ -125,11 +125,6 @@ extension EdgeServer {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
     }
 
-    static func nowMilliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000 + Int64(spec.tv_nsec) / 1_000_000
-    }
 
     // MARK: /px
 
@@ -141,7 +136,7 @@ extension EdgeServer {
         if query.utf8.count > EventParameters.maxQueryBytes {
             throw EventParameters.Refusal(status: .uriTooLong, message: "query string above 8 KiB")
         }
-        let now = Self.nowMilliseconds()
+        let now = Timestamps.nowMilliseconds()
         guard !query.isEmpty else {
             recorder.record([PixelEvent(kind: .received, pixelID: id,
                                         destinationID: PixelEvent.destination(inPixelID: id) ?? 0, uuid: "",
@@ -180,7 +175,7 @@ extension EdgeServer {
     /// `POST /px/receipts`, once ``PixelReceipts`` has accepted the caller and its ids.
     private func recordReceipts(_ headers: HTTPFields, body: [UInt8]) throws -> Response {
         let (destinationID, ids) = try receipts.accept(headers: headers, body: body)
-        let now = Self.nowMilliseconds()
+        let now = Timestamps.nowMilliseconds()
         recorder.record(ids.map {
             PixelEvent(kind: .received, pixelID: $0, destinationID: Int64(destinationID), uuid: "", ts: now,
                        aliases: [], url: nil, source: .partner)

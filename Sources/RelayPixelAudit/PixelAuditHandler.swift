@@ -62,7 +62,6 @@ public final class PixelAuditHandler: RecordHandler {
         self.checkpointIntervalMs = checkpointIntervalMs
     }
 
-    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     // MARK: records
 
@@ -123,7 +122,7 @@ public final class PixelAuditHandler: RecordHandler {
         sightings.reserveCapacity(run.indices.count)
         var malformed: [(Int, String)] = []
         let input = context.config.input
-        let wallNow = Self.nowMs()
+        let wallNow = Timestamps.nowMilliseconds()
         for i in run.indices {
             do throws(MalformedInput) {
                 // A far-future `ts` would move the partition's event clock so that every later pixel "expired".
@@ -138,7 +137,7 @@ public final class PixelAuditHandler: RecordHandler {
             }
         }
         for (i, reason) in malformed { await deadLetter(batch[i], reason: reason) }
-        let now = Self.nowMs()
+        let now = Timestamps.nowMilliseconds()
         var gap: (Int64, Int64)?
         let (final, deltas) = slots.withLock { slots -> ([Int64], [Int64: AuditDeltas]) in
             guard var slot = slots.removeValue(forKey: tp) else { return ([], [:]) }
@@ -198,7 +197,7 @@ public final class PixelAuditHandler: RecordHandler {
                 "partition": "\(tp)", "next_offset": "\(loaded.nextOffset)", "pixels": "\(loaded.pixelCount)",
                 "windows": "\(loaded.windowCount)"])
         }
-        let now = Self.nowMs()
+        let now = Timestamps.nowMilliseconds()
         slots.withLock { slots in
             guard slots[tp]?.generation != generation else { return }
             slots[tp] = Slot(audit: audit, generation: generation, checkpointed: audit.nextOffset,
@@ -240,7 +239,7 @@ public final class PixelAuditHandler: RecordHandler {
 
     /// Closes idle partitions' windows, publishes due reports, writes due checkpoints, completes covered records.
     func tick(force: Bool) async {
-        let now = Self.nowMs()
+        let now = Timestamps.nowMilliseconds()
         let idleMs = max(graceMs, 1_000)
         let thresholds = self.thresholds
         var due: [(TopicPartition, UInt64, PendingReport)] = []

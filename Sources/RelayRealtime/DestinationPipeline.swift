@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization
@@ -146,7 +147,7 @@ final class DestinationPipeline: Sendable {
             let result = await attempt(prepared)
             switch result {
             case .delivered:
-                let now = Int64(Date().timeIntervalSince1970 * 1000)
+                let now = Timestamps.nowMilliseconds()
                 metrics.messages.increment()
                 metrics.usersSent.increment(by: message.userCount)
                 metrics.bytes.increment(by: prepared.bytes.count)

@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import RelayRuntime
 import Synchronization
@@ -38,7 +39,7 @@ final class RealtimeRouter: Sendable {
 
     func ingest(_ entries: [Entry]) {
         let now = ContinuousClock.now
-        let processTime = Self.wallClockMilliseconds()
+        let processTime = Timestamps.nowMilliseconds()
         assembler.withLock { assembler in
             var last: (TopicPartition, UInt64)?
             for item in entries {
@@ -61,14 +62,14 @@ final class RealtimeRouter: Sendable {
         assembler.withLock { assembler in
             let due = assembler.closeDue(now: now)
             guard !due.isEmpty else { return }
-            let processTime = Self.wallClockMilliseconds()
+            let processTime = Timestamps.nowMilliseconds()
             for chunk in due { dispatch(chunk, processTime: processTime) }
         }
     }
 
     func flushAll() {
         assembler.withLock { assembler in
-            let processTime = Self.wallClockMilliseconds()
+            let processTime = Timestamps.nowMilliseconds()
             for chunk in assembler.closeAll() { dispatch(chunk, processTime: processTime) }
         }
     }
@@ -102,5 +103,4 @@ final class RealtimeRouter: Sendable {
         }
     }
 
-    static func wallClockMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 }
