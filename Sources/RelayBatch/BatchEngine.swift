@@ -52,7 +52,7 @@ actor BatchEngine {
     init(plans: [BatchDestinationPlan], topic: String, stateDirectory: URL, ownership: Ownership,
          offsets: OffsetTracker, deadLetters: DeadLetterWriter, logger: Logger,
          partitionCount: @escaping @Sendable () throws -> Int,
-         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+         clock: @escaping @Sendable () -> Int64 = { Timestamps.nowMilliseconds() },
          input: EventTimeWindow = EventTimeWindow())
     {
         self.input = input
@@ -124,16 +124,12 @@ actor BatchEngine {
             var event: Qualification?
             let now = clock()
             do throws(MalformedEvent) {
-                let decoded = try QualificationDecoder.decode(record.value)
-                if let problem = input.problem(eventTime: decoded.timestamp, recordTime: record.timestamp, now: now) {
-                    throw MalformedEvent(problem)
-                }
-                event = decoded
+                event = try input.qualification(of: record, now: now)
             } catch {
                 await deadLetter(record, reason: error.reason)
             }
             // Cuts follow record time: a refused one would move them years away, so the record only passes.
-            if input.problem(record.timestamp, field: "Kafka record timestamp", now: now) != nil {
+            if input.recordTimeProblem(record, now: now) != nil {
                 state.lastOffset = record.offset
                 continue
             }

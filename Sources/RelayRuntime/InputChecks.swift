@@ -9,16 +9,27 @@ extension WorkerContext {
     public func qualification(of record: KafkaRecord, now: Int64 = Timestamps.nowMilliseconds())
         throws(MalformedEvent) -> Qualification
     {
-        let event = try QualificationDecoder.decode(record.value)
-        if let problem = config.input.problem(eventTime: event.timestamp, recordTime: record.timestamp, now: now) {
-            throw MalformedEvent(problem)
-        }
-        return event
+        try config.input.qualification(of: record, now: now)
     }
 
     /// Why the record's own timestamp is refused (nil when it is accepted). Workers that order work by record time
     /// never feed a refused one into their clocks.
     public func recordTimeProblem(_ record: KafkaRecord, now: Int64 = Timestamps.nowMilliseconds()) -> String? {
-        config.input.problem(record.timestamp, field: "Kafka record timestamp", now: now)
+        config.input.recordTimeProblem(record, now: now)
+    }
+}
+
+extension EventTimeWindow {
+    /// The checks above for code that holds the window but no worker context (the batch engine).
+    public func qualification(of record: KafkaRecord, now: Int64) throws(MalformedEvent) -> Qualification {
+        let event = try QualificationDecoder.decode(record.value)
+        if let problem = problem(eventTime: event.timestamp, recordTime: record.timestamp, now: now) {
+            throw MalformedEvent(problem)
+        }
+        return event
+    }
+
+    public func recordTimeProblem(_ record: KafkaRecord, now: Int64) -> String? {
+        problem(record.timestamp, field: "Kafka record timestamp", now: now)
     }
 }
