@@ -157,11 +157,9 @@ public struct AuditReport: Sendable, Hashable {
     /// a forged record with a huge count gives a huge report, never a trap.
     public static func merged(_ parts: [AuditReport], maxLossRate: Double) -> AuditReport? {
         guard let first = parts.first else { return nil }
+        // Counts are never negative (the decoder refuses them), so saturating at .max is the only case.
         func sum(_ value: (AuditReport) -> Int64) -> Int64 {
-            parts.reduce(0) { total, part in
-                let (result, overflow) = total.addingReportingOverflow(value(part))
-                return overflow ? .max : result
-            }
+            parts.reduce(0) { $0.saturatingAdd(value($1)) }
         }
         return AuditReport(
             destinationID: first.destinationID, windowStart: first.windowStart, windowEnd: first.windowEnd,
