@@ -70,10 +70,12 @@ public struct BinaryReader {
 
     /// A count read from the data, refused when it could not fit in what is left (each element at least `minSize`
     /// bytes): a forged count never makes the reader reserve gigabytes.
-    public mutating func readCount(elementSize minSize: Int) throws(MalformedInput) -> Int {
-        let count = Int(try read(UInt32.self))
-        guard count <= remaining / max(1, minSize) else {
-            throw MalformedInput("\(what): count \(count) larger than the record at byte \(position)")
+    public mutating func readCount<T: FixedWidthInteger & UnsignedInteger>(
+        _ width: T.Type = UInt32.self, elementSize minSize: Int
+    ) throws(MalformedInput) -> Int {
+        let raw = try read(T.self)
+        guard let count = Int(exactly: raw), count <= remaining / max(1, minSize) else {
+            throw MalformedInput("\(what): count \(raw) larger than the record at byte \(position)")
         }
         return count
     }

@@ -97,7 +97,8 @@ public enum AuditCheckpoint {
         var audit = PartitionAudit(partition: partition, windowMs: window, graceMs: grace, retentionMs: retention)
         audit.nextOffset = try r.read(Int64.self)
         let watermark = try r.read(Int64.self)
-        let windowCount = Int(try r.read(UInt32.self))
+        // Counts come from the file: bounded by what is left before any arithmetic on them.
+        let windowCount = try r.readCount(UInt32.self, elementSize: 73)
         guard r.remaining >= windowCount * 73 + 8 else { throw Invalid("truncated") }
         var windows: [WindowKey: WindowTally] = [:]
         windows.reserveCapacity(windowCount)
@@ -112,7 +113,7 @@ public enum AuditCheckpoint {
             t.dirty = flags & 2 != 0
             windows[key] = t
         }
-        let pixelCount = Int(try r.read(UInt64.self))
+        let pixelCount = try r.readCount(UInt64.self, elementSize: 35)
         guard r.remaining == pixelCount * 35 + 8 else { throw Invalid("truncated") }
         var pixels: [PixelKey: PixelEntry] = [:]
         pixels.reserveCapacity(pixelCount)
