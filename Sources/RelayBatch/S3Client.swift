@@ -89,7 +89,7 @@ public struct S3Client: Sendable {
         if path.hasSuffix("/") { path.removeLast() }
         path += "/" + Self.encode(bucket, keepSlash: false)
         if let key { path += "/" + Self.encode(key, keepSlash: true) }
-        let signed = sign(method: method, path: path, query: query, payloadHash: Self.hex(SHA256.hash(data: body)),
+        let signed = sign(method: method, path: path, query: query, payloadHash: Hex.lower(SHA256.hash(data: body)),
                           headers: extra, credentials: try await credentials.credentials(), date: Date())
         var url = "\(endpoint.scheme ?? "http")://\(Self.hostHeader(endpoint))\(path)"
         if !signed.query.isEmpty { url += "?" + signed.query }
@@ -147,12 +147,12 @@ public struct S3Client: Sendable {
             .joined(separator: "\n")
         let scope = "\(day)/\(region)/s3/aws4_request"
         let stringToSign = "AWS4-HMAC-SHA256\n\(amzDate)\n\(scope)\n"
-            + Self.hex(SHA256.hash(data: Array(canonicalRequest.utf8)))
+            + Hex.lower(SHA256.hash(data: Array(canonicalRequest.utf8)))
         var key = SymmetricKey(data: Array("AWS4\(credentials.secretAccessKey)".utf8))
         for part in [day, region, "s3", "aws4_request"] {
             key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
         }
-        let signature = Self.hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
+        let signature = Hex.lower(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
         let authorization = "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope), "
             + "SignedHeaders=\(signedHeaders), Signature=\(signature)"
         return (sent + [("Authorization", authorization)], canonicalQuery)
@@ -166,5 +166,4 @@ public struct S3Client: Sendable {
                       Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
     }
 
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Hex.lower(digest) }
 }
