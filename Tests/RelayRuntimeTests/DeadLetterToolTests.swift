@@ -119,8 +119,10 @@ struct DeadLetterToolTests {
         let dir = try TestDirectory("dl-redrive")
         try dir.write("relay.yaml", topics.kafkaYAML + """
             destinations:
+              # One attempt per letter: a loaded machine's slow answer must not read as a partner failure.
               - {id: 5001, name: acme-dsp, kind: realtime, url: "\(partner.url("/aam"))", client_id: acme,
-                 retry: {max_attempts: 1}, signing: {algorithm: sha256, header: X-Signature, key_env: DL_TEST_KEY},
+                 timeout_ms: 20000, retry: {max_attempts: 1},
+                 signing: {algorithm: sha256, header: X-Signature, key_env: DL_TEST_KEY},
                  mappings: [{segment: 4532}]}
               - {id: 5002, name: other, kind: realtime, url: "\(partner.url("/other"))", client_id: other,
                  mappings: [{segment: 4532}]}
