@@ -162,7 +162,8 @@ struct BatchSFTPTests {
         let h = try await Harness(partitions: [0], partitionCount: 1,
                                   yaml: Self.yaml(server, maxFileBytes: 1 << 30))
         let t0 = BatchEngineTests.t0
-        let users = 150_000
+        // About 24 MB, so that the upload lasts long enough to be caught mid-way on a loaded machine.
+        let users = 400_000
         let padding = String(repeating: "x", count: 40)
         func uuid(_ i: Int) -> String { "user-\(100_000 + i)-\(padding)" }
         for start in stride(from: 0, to: users, by: 10_000) {
