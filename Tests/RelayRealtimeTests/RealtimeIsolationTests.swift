@@ -10,13 +10,15 @@ struct RealtimeIsolationTests {
     func sickPartnerIsParked() async throws {
         let setup = try await RealtimeDeliveryTests.Setup(partitions: 4) { partner in
             RealtimeDeliveryTests.destination(6001, partner, path: "/sick", maxUsers: 1)
-                + RealtimeDeliveryTests.destination(6002, partner, path: "/ok", maxUsers: 1)
+                + RealtimeDeliveryTests.destination(6002, partner, path: "/ok", maxUsers: 1, timeoutMs: 20_000)
         }
         defer { Task { await setup.partner.stop() } }
         setup.partner.setDefault("/sick", .status(503))
         let (worker, port) = try await setup.start()
         defer { Task { await worker.stop() } }
 
+        // The healthy partner has a long time-out: on a fully loaded machine a test partner can take seconds to answer,
+        // and five time-outs in a row would open its breaker and park it too.
         // One user per message: 10,000 messages for each partner, far past the sick one's queue bound (4,096).
         let uuids = (0..<10_000).map { "7\($0)" }
         try await setup.produce(uuids.map { RealtimeDeliveryTests.event($0) })
