@@ -286,6 +286,51 @@ struct PixelAuditWorkerTests {
         #expect(await worker.waitForExit() == 0)
     }
 
+    /// Poison on a live worker: a pixel `ts` of Int64.max and one in seconds are dead-lettered with their reason (they
+    /// once killed the worker at every restart); forged shares with counts at Int64.max on the audit topic stop
+    /// neither `relayctl pixel report` nor the worker; the events after them are counted exactly and committed.
+    @Test func poisonPixelsAreDeadLetteredAndTheAuditGoesOn() async throws {
+        let rig = try await AuditRig()
+        let (worker, port) = try await rig.startWorker()
+        defer { Task { await worker.stop() } }
+        let w0 = AuditRig.windowStart(hoursFromNow: -1)
+        try await rig.produce([AuditRig.fired("poison-max", 7001, Int64.max),
+                               AuditRig.fired("poison-seconds", 7001, w0 / 1_000)], partition: 0)
+        let forged = [Int32(0), 1].map {
+            AuditReport(destinationID: 7002, windowStart: w0, windowEnd: w0 + AuditRig.window, fired: .max,
+                        received: 0, lateReceipts: .max, duplicateReceipts: 0, unmatchedReceipts: 0,
+                        maxLossRate: 0.1, partition: $0)
+        }
+        try await rig.produceRecords(forged.map {
+            OutgoingRecord(topic: rig.topics.pixelAudit, key: Array("7002-\(w0)".utf8), value: $0.jsonBytes())
+        })
+        var events: [PixelEvent] = []
+        for i in 0..<10 { events.append(AuditRig.fired("g\(i)", 7001, w0 + Int64(i))) }
+        for i in 0..<8 { events.append(AuditRig.received("g\(i)", 7001, w0 + 500)) }
+        try await rig.produce(events, partition: 0)
+
+        #expect(try await eventually(timeout: .seconds(30)) { try await rig.report(7001, w0)?.fired == 10 })
+        expectCounts(try await rig.report(7001, w0), fired: 10, received: 8, alert: false)
+        #expect(try await eventually { try await rig.fullyCommitted() })
+        let letters = try await TestBroker.readAll(rig.topics.deadLetter)
+        #expect(letters.count == 2)
+        #expect(letters.allSatisfy { $0.header("relay.error.class")?.stringValue == "malformed" })
+        #expect(Set(letters.map { String(decoding: $0.key ?? [], as: UTF8.self) }) == ["poison-max", "poison-seconds"])
+        #expect(letters.allSatisfy { $0.header("relay.error")?.stringValue.contains("ts") == true },
+                "\(letters.map { $0.header("relay.error")?.stringValue ?? "-" })")
+        let counted = await AuditRig.metric(port, "relay_pixel_audit_events_total")
+        #expect(counted == 20, "\(String(describing: counted))")  // every record read, the two dead-lettered too
+
+        // The saturated forged window merges to Int64.max, not a trap.
+        #expect(try await rig.report(7002, w0)?.fired == .max)
+        let ctl = try WorkerProcess("relayctl", arguments: ["pixel", "report", "--config", rig.config.path],
+                                    workingDirectory: rig.directory.url)
+        #expect(await ctl.waitForExit() == 0, "\(ctl.output)")
+        #expect(ctl.output.contains("9223372036854775807"), "\(ctl.output)")
+        worker.terminate()
+        #expect(await worker.waitForExit() == 0)
+    }
+
     /// Two workers in one group share the four partitions; the merged totals are exact.
     @Test func twoWorkersShareThePartitions() async throws {
         let rig = try await AuditRig()
