@@ -22,6 +22,7 @@ extension RealtimeSettings {
             userDPID: reader.integer("user_dpid", atLeast: 0) ?? 0,
             unsegment: reader.bool("unsegment") ?? false,
             maxUsersPerMessage: reader.integer("max_users_per_message", atLeast: 1) ?? 10,
+            maxMessageBytes: reader.integer("max_message_bytes", atLeast: 1_024) ?? 1_000_000,
             flushIntervalMs: reader.integer("flush_interval_ms", atLeast: 0) ?? 1_000,
             timeoutMs: reader.integer("timeout_ms", atLeast: 1) ?? 3_000,
             maxInFlight: reader.integer("max_in_flight", atLeast: 1) ?? 4,

@@ -11,6 +11,9 @@ public struct RealtimeSettings: Sendable, Hashable {
     /// Whether removals (status 0) are sent.
     public var unsegment: Bool
     public var maxUsersPerMessage: Int
+    /// A message closes before a user that would take its body (uncompressed) past this many bytes; a single user
+    /// larger than that is sent alone.
+    public var maxMessageBytes: Int
     public var flushIntervalMs: Int
     public var timeoutMs: Int
     /// Requests in flight to this partner at once.
@@ -31,6 +34,7 @@ public struct RealtimeSettings: Sendable, Hashable {
         userDPID: Int = 0,
         unsegment: Bool = false,
         maxUsersPerMessage: Int = 10,
+        maxMessageBytes: Int = 1_000_000,
         flushIntervalMs: Int = 1_000,
         timeoutMs: Int = 3_000,
         maxInFlight: Int = 4,
@@ -45,6 +49,7 @@ public struct RealtimeSettings: Sendable, Hashable {
         self.userDPID = userDPID
         self.unsegment = unsegment
         self.maxUsersPerMessage = maxUsersPerMessage
+        self.maxMessageBytes = maxMessageBytes
         self.flushIntervalMs = flushIntervalMs
         self.timeoutMs = timeoutMs
         self.maxInFlight = maxInFlight

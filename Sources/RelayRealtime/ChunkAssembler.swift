@@ -1,3 +1,4 @@
+import RelayCore
 import RelayKafka
 
 /// A run of consecutive records of one partition whose users are sent together: one message per destination.
@@ -12,6 +13,8 @@ public struct Chunk: Sendable {
     public internal(set) var offsets: [Int64]
     /// The users per destination (indexed like the assembler's limits), in offset order.
     public internal(set) var users: [[RealtimeUser]]
+    /// Bytes of each destination's users' entries in the body, commas between them included.
+    var usersBytes: [Int]
     /// Kafka timestamp of the first record (ms).
     let firstTimestamp: Int64
     /// When the chunk was opened (monotonic clock, and wall clock in ms since the epoch).
@@ -59,17 +62,21 @@ public struct ChunkEntry: Sendable {
 /// Cuts each partition's records into chunks (see ``Chunk``), pure and deterministic given the records:
 /// - a chunk opens with the first record that gives any destination a user (a record that gives none, while no
 ///   chunk is open, is a chunk of its own, final at once);
-/// - it closes when any destination reaches its `max_users_per_message`, or before a record whose Kafka timestamp
-///   is `flush_interval_ms` or more after the chunk's first one;
+/// - it closes when any destination reaches its `max_users_per_message`, before a record whose Kafka timestamp
+///   is `flush_interval_ms` or more after the chunk's first one, and before a record whose user would take a
+///   destination's body past `max_message_bytes` (a user over the limit on its own is a chunk of its own);
 /// - the flush timer (``closeDue(now:)``) also closes a chunk whose partition went quiet (see ``Chunk/deadline``).
 ///   Only this rule depends on timing; under load the other two decide.
 public struct ChunkAssembler: Sendable {
     public struct Limits: Sendable {
         public var maxUsers: Int
         public var flushIntervalMs: Int
-        public init(maxUsers: Int, flushIntervalMs: Int) {
+        /// Room in the body for the users' entries: `max_message_bytes` less the envelope.
+        public var maxUsersBytes: Int
+        public init(maxUsers: Int, flushIntervalMs: Int, maxUsersBytes: Int = .max) {
             self.maxUsers = max(1, maxUsers)
             self.flushIntervalMs = max(1, flushIntervalMs)
+            self.maxUsersBytes = max(1, maxUsersBytes)
         }
     }
 
@@ -89,7 +96,8 @@ public struct ChunkAssembler: Sendable {
         var closed: [Chunk] = []
         if let current = open[partition],
            current.generation != generation
-            || entry.kafkaTimestamp >= current.firstTimestamp + Int64(current.flushIntervalMs)
+            || entry.kafkaTimestamp >= current.firstTimestamp.saturatingAdd(Int64(current.flushIntervalMs))
+            || wouldOverflowBody(current, entry)
         {
             closed.append(current)
             open[partition] = nil
@@ -99,7 +107,8 @@ public struct ChunkAssembler: Sendable {
             chunk = current
         } else {
             chunk = Chunk(partition: partition, generation: generation, offsets: [],
-                          users: Array(repeating: [], count: limits.count), firstTimestamp: entry.kafkaTimestamp,
+                          users: Array(repeating: [], count: limits.count),
+                          usersBytes: Array(repeating: 0, count: limits.count), firstTimestamp: entry.kafkaTimestamp,
                           openedAt: now, openedAtWallMs: wallClockMs, flushIntervalMs: Int.max)
             if entry.targets.isEmpty {
                 chunk.offsets.append(entry.offset)
@@ -110,13 +119,24 @@ public struct ChunkAssembler: Sendable {
         chunk.offsets.append(entry.offset)
         var full = false
         for target in entry.targets {
-            chunk.users[target.destination].append(target.user)
+            let d = target.destination
+            chunk.usersBytes[d] += (chunk.users[d].isEmpty ? 0 : 1) + target.user.json.count
+            chunk.users[d].append(target.user)
             let limit = limits[target.destination]
             chunk.flushIntervalMs = min(chunk.flushIntervalMs, limit.flushIntervalMs)
             if chunk.users[target.destination].count >= limit.maxUsers { full = true }
         }
         if full { closed.append(chunk) } else { open[partition] = chunk }
         return closed
+    }
+
+    /// Whether one of the entry's users would take its destination's body in `chunk` past the byte limit.
+    private func wouldOverflowBody(_ chunk: Chunk, _ entry: ChunkEntry) -> Bool {
+        entry.targets.contains { target in
+            let d = target.destination
+            return !chunk.users[d].isEmpty
+                && chunk.usersBytes[d] + 1 + target.user.json.count > limits[d].maxUsersBytes
+        }
     }
 
     /// Closes the chunks whose ``Chunk/deadline`` has passed.

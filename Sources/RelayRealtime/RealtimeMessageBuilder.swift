@@ -26,7 +26,26 @@ public struct RealtimeMessageBuilder: Sendable {
     /// The JSON body for `users`, stamped `ProcessTime` = `processTime` (ms since the epoch).
     public func body(users: [RealtimeUser], processTime: Int64) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(160 + users.count * 200)
+        out.reserveCapacity(envelopeBytes + users.reduce(users.count) { $0 + $1.json.count })
+        appendEnvelopeHead(userCount: users.count, processTime: processTime, to: &out)
+        for (index, user) in users.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: user.json)
+        }
+        out.append(contentsOf: "]}".utf8)
+        return out
+    }
+
+    /// Bytes of a body besides its users' entries and the commas between them, at most (a `User_count` of up to
+    /// 20 digits).
+    public var envelopeBytes: Int {
+        var out: [UInt8] = []
+        appendEnvelopeHead(userCount: 0, processTime: 0, to: &out)
+        return out.count + 19 + 2
+    }
+
+    /// Everything before the first user: `{"ProcessTime":…,"Users":[`.
+    private func appendEnvelopeHead(userCount: Int, processTime: Int64, to out: inout [UInt8]) {
         out.append(contentsOf: #"{"ProcessTime":"#.utf8)
         out.append(UInt8(ascii: "\""))
         Timestamps.appendISO8601(milliseconds: processTime, to: &out)
@@ -38,28 +57,33 @@ public struct RealtimeMessageBuilder: Sendable {
         out.append(contentsOf: #","AAM_Destination_Id":"#.utf8)
         JSONWriter.appendString(String(destinationID), to: &out)
         out.append(contentsOf: #","User_count":"#.utf8)
-        JSONWriter.appendString(String(users.count), to: &out)
+        JSONWriter.appendString(String(userCount), to: &out)
         out.append(contentsOf: #","Users":["#.utf8)
-        for (index, user) in users.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(contentsOf: #"{"AAM_UUID":"#.utf8)
-            JSONWriter.appendString(user.uuid, to: &out)
-            out.append(contentsOf: #","DataPartner_UUID":"#.utf8)
-            JSONWriter.appendString(user.partnerID, to: &out)
-            out.append(contentsOf: #","AAM_Regions":["#.utf8)
-            if let region = user.region { JSONWriter.appendString(String(region), to: &out) }
-            out.append(contentsOf: #"],"Segments":["#.utf8)
-            for (segmentIndex, segment) in user.segments.enumerated() {
-                if segmentIndex > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #"{"Segment_ID":"#.utf8)
-                JSONWriter.appendString(segment.alias, to: &out)
-                out.append(contentsOf: segment.realized ? #","Status":"1","DateTime":"#.utf8 : #","Status":"0","DateTime":"#.utf8)
-                out.append(UInt8(ascii: "\""))
-                Timestamps.appendISO8601(milliseconds: user.timestamp, to: &out)
-                out.append(UInt8(ascii: "\""))
-                out.append(UInt8(ascii: "}"))
-            }
-            out.append(contentsOf: "]}".utf8)
+    }
+
+    /// One entry of `Users`. It depends on the user alone (the destination's mapping and `user_dpid` already chose
+    /// its segments and id), so ``RealtimeUser`` writes it once.
+    static func userJSON(uuid: String, partnerID: String, region: Int?, timestamp: Int64,
+                         segments: [MappedSegment]) -> [UInt8]
+    {
+        var out: [UInt8] = []
+        out.reserveCapacity(96 + uuid.utf8.count + partnerID.utf8.count + segments.count * 80)
+        out.append(contentsOf: #"{"AAM_UUID":"#.utf8)
+        JSONWriter.appendString(uuid, to: &out)
+        out.append(contentsOf: #","DataPartner_UUID":"#.utf8)
+        JSONWriter.appendString(partnerID, to: &out)
+        out.append(contentsOf: #","AAM_Regions":["#.utf8)
+        if let region { JSONWriter.appendString(String(region), to: &out) }
+        out.append(contentsOf: #"],"Segments":["#.utf8)
+        for (segmentIndex, segment) in segments.enumerated() {
+            if segmentIndex > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(contentsOf: #"{"Segment_ID":"#.utf8)
+            JSONWriter.appendString(segment.alias, to: &out)
+            out.append(contentsOf: segment.realized ? #","Status":"1","DateTime":"#.utf8 : #","Status":"0","DateTime":"#.utf8)
+            out.append(UInt8(ascii: "\""))
+            Timestamps.appendISO8601(milliseconds: timestamp, to: &out)
+            out.append(UInt8(ascii: "\""))
+            out.append(UInt8(ascii: "}"))
         }
         out.append(contentsOf: "]}".utf8)
         return out

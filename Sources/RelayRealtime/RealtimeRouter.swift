@@ -27,7 +27,8 @@ final class RealtimeRouter: Sendable {
         self.tracker = tracker
         self.assignments = assignments
         assembler = Mutex(ChunkAssembler(limits: targets.map {
-            ChunkAssembler.Limits(maxUsers: $0.settings.maxUsersPerMessage, flushIntervalMs: $0.settings.flushIntervalMs)
+            ChunkAssembler.Limits(maxUsers: $0.settings.maxUsersPerMessage, flushIntervalMs: $0.settings.flushIntervalMs,
+                                  maxUsersBytes: $0.settings.maxMessageBytes - $0.builder.envelopeBytes)
         }))
     }
 

@@ -4,15 +4,18 @@ import RelayCore
 /// where the event came from (its offset, for the message id, dead letters and offset tracking).
 public struct RealtimeUser: Sendable, Hashable {
     /// The platform's user id (`AAM_UUID`).
-    public var uuid: String
+    public let uuid: String
     /// The id the partner knows the user by (`DataPartner_UUID`, from `user_dpid`).
-    public var partnerID: String
-    public var region: Int?
+    public let partnerID: String
+    public let region: Int?
     /// The event's `ts` (ms since the epoch): each segment's `DateTime`, and the start of the delivery latency.
-    public var timestamp: Int64
-    public var segments: [MappedSegment]
+    public let timestamp: Int64
+    public let segments: [MappedSegment]
     /// The offset of the source record within its partition.
-    public var offset: Int64
+    public let offset: Int64
+    /// The user's entry in the body's `Users` array, written once when the user is selected: the body joins the
+    /// entries, and the chunk assembler measures them against `max_message_bytes`.
+    public let json: [UInt8]
 
     public init(uuid: String, partnerID: String, region: Int?, timestamp: Int64, segments: [MappedSegment],
                 offset: Int64)
@@ -23,6 +26,8 @@ public struct RealtimeUser: Sendable, Hashable {
         self.timestamp = timestamp
         self.segments = segments
         self.offset = offset
+        json = RealtimeMessageBuilder.userJSON(uuid: uuid, partnerID: partnerID, region: region,
+                                               timestamp: timestamp, segments: segments)
     }
 }
 

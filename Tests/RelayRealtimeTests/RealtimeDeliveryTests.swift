@@ -196,6 +196,8 @@ struct RealtimeDeliveryTests {
     func batching() async throws {
         let setup = try await Setup { partner in
             Self.destination(5001, partner, path: "/a", maxUsers: 3, flushMs: 300, timeoutMs: 20_000)
+                + Self.destination(5003, partner, path: "/small", maxUsers: 10, flushMs: 300, timeoutMs: 20_000,
+                                   extra: "max_message_bytes: 1024")
         }
         defer { Task { await setup.partner.stop() } }
         let (worker, _) = try await setup.start()
@@ -213,6 +215,12 @@ struct RealtimeDeliveryTests {
         #expect(Set(requests.compactMap { $0.header("X-Relay-Message-Id") }).count == 3)
         // The last one waited for the flush interval (time), the others did not (count).
         #expect(requests.map { Self.json($0)["User_count"] as? String } == ["3", "3", "1"])
+        // By size: every body within max_message_bytes, every user there, in more than one message.
+        let small = await eventually { Self.uuids(setup.partner.delivered("/small")).count >= 7 }
+        #expect(small)
+        let bySize = Self.distinctMessages(setup.partner.delivered("/small"))
+        #expect(bySize.count > 1 && bySize.allSatisfy { $0.body.count <= 1024 }, "\(bySize.map(\.body.count))")
+        #expect(Set(Self.uuids(bySize)) == Set((0..<7).map { "20\($0)" }))
 
         worker.terminate()
         let status = await worker.waitForExit(timeout: .seconds(30))

@@ -166,6 +166,42 @@ struct ChunkAssemblerTests {
         #expect(cut(entries, limits: limits) == [[0, 1, 2], [3, 4, 5], [6]])
     }
 
+    /// `max_message_bytes`: the body of every message stays within it, users stay in order, and a user larger than
+    /// the limit on its own travels alone.
+    @Test func closesBeforeAUserThatWouldPassTheByteLimit() {
+        let builder = RealtimeMessageBuilder(destinationID: 5001, userDPID: 0, clientID: "acme")
+        let maxBytes = 1_024
+        let limits = [ChunkAssembler.Limits(maxUsers: 1_000, flushIntervalMs: 1_000,
+                                            maxUsersBytes: maxBytes - builder.envelopeBytes)]
+        func big(_ offset: Int64, aliases: Int) -> ChunkEntry {
+            let segments = (0..<aliases).map { MappedSegment(alias: "alias-\($0)", realized: true, segment: Int64($0)) }
+            let user = RealtimeUser(uuid: "u\(offset)", partnerID: "p\(offset)", region: nil, timestamp: 0,
+                                    segments: segments, offset: offset)
+            return ChunkEntry(offset: offset, kafkaTimestamp: 0, targets: [.init(destination: 0, user: user)])
+        }
+        let entries = (0..<40).map { big(Int64($0), aliases: $0 == 17 ? 40 : 1 + $0 % 4) }
+        var assembler = ChunkAssembler(limits: limits)
+        var chunks: [Chunk] = []
+        for entry in entries {
+            chunks += assembler.add(entry, partition: tp, generation: 1, now: .now, wallClockMs: 0)
+        }
+        chunks += assembler.closeAll()
+        #expect(chunks.count > 3)
+        #expect(chunks.flatMap(\.offsets) == (0..<40).map(Int64.init))
+        for (index, chunk) in chunks.enumerated() {
+            let body = builder.body(users: chunk.users[0], processTime: 1_795_982_001_999)
+            if chunk.offsets == [17] {
+                #expect(body.count > maxBytes)  // alone, and over: the partner decides
+            } else {
+                #expect(body.count <= maxBytes, "\(chunk.offsets): \(body.count) bytes")
+            }
+            // Not cut needlessly early: the next record's user would not have fitted.
+            if index + 1 < chunks.count, let next = chunks[index + 1].users[0].first {
+                #expect(chunk.usersBytes[0] + 1 + next.json.count > limits[0].maxUsersBytes, "\(chunk.offsets)")
+            }
+        }
+    }
+
     @Test func closesBeforeARecordAFlushIntervalLater() {
         let limits = [ChunkAssembler.Limits(maxUsers: 10, flushIntervalMs: 100)]
         let entries = [entry(0, ts: 1000, destinations: [0]), entry(1, ts: 1050, destinations: [0]),
