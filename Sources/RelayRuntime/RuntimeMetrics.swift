@@ -67,7 +67,7 @@ struct WorkerLabels: Sendable {
     /// Latency buckets, 5 ms to 120 s.
     static let durationBuckets: [Duration] = [
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .milliseconds(2500), .seconds(5), .seconds(10),
         .seconds(30), .seconds(60), .seconds(120),
     ]
 
