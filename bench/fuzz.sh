@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # libFuzzer over what the relay parses from outside: the edge's query/form/cookie/Host parsing, the /px signature
-# verifier, /px/receipts, the qualification decoder and the relay.yaml loader. Targets in Fuzz/Targets, seed
+# verifier, /px/receipts, the qualification decoder, the pixel event and audit report decoders and the relay.yaml
+# loader. Targets in Fuzz/Targets, seed
 # corpora in Fuzz/Corpus.
 #   bash bench/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target (default 60);
-#                                                targets: edge-request qualification config
+#                                                targets: edge-request qualification pixel config
 # Reports executions and crashes per target; exits non-zero if any target crashed. Crash inputs are kept under
 # .local/fuzz/<target>/ (copy one into Fuzz/Corpus/<target>/ once fixed, so it is replayed as a regression).
 #
@@ -16,7 +17,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_TARGET="${1:-60}"
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(edge-request qualification config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(edge-request qualification pixel config)
 MAX_LEN="${FUZZ_MAX_LEN:-4096}"
 OUT=.local/fuzz
 mkdir -p "$OUT/build"
@@ -68,10 +69,13 @@ build_target() {  # build_target TARGET: $OUT/build/<target>
     qualification)
       "${SWIFTC[@]}" -module-name QualificationFuzz Fuzz/Targets/Qualification.swift "${RELAY_OBJECTS[@]}" \
         "${DEPENDENCIES[@]}" -o "$OUT/build/$target" 2>&1 | grep -v "Cannot export local symbol" || true ;;
+    pixel)
+      "${SWIFTC[@]}" -module-name PixelFuzz Fuzz/Targets/Pixel.swift "${RELAY_OBJECTS[@]}" \
+        "${DEPENDENCIES[@]}" -o "$OUT/build/$target" 2>&1 | grep -v "Cannot export local symbol" || true ;;
     config)
       "${SWIFTC[@]}" -module-name ConfigFuzz Fuzz/Targets/ConfigLoader.swift "${RELAY_OBJECTS[@]}" \
         "${DEPENDENCIES[@]}" -o "$OUT/build/$target" 2>&1 | grep -v "Cannot export local symbol" || true ;;
-    *) echo "fuzz: unknown target $target (edge-request, qualification, config)" >&2; exit 2 ;;
+    *) echo "fuzz: unknown target $target (edge-request, qualification, pixel, config)" >&2; exit 2 ;;
   esac
   [ -x "$OUT/build/$target" ] || { echo "fuzz: $target did not build" >&2; exit 1; }
 }

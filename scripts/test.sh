@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, builds (debug, the one configuration), checks the deployment files,
-# checks that the demo refuses a foreign broker, runs the demo end to end and checks its summary, then starts a
+# checks that the demo refuses a foreign broker, runs the demo end to end and checks its summary, fuzzes each
+# libFuzzer target for a few seconds (RELAY_TEST_FUZZ_SECONDS, default 10), then starts a
 # broker of its own on 127.0.0.1:19092 (apart from the demo's), checks the live edge and audit against
 # docs/openapi.yaml and runs `swift test`.
 #   scripts/test.sh [swift test options, e.g. --filter RelayCoreTests]
@@ -24,6 +25,9 @@ if [ $# -eq 0 ]; then
   fi
   sed -n '/==== AudienceRelay demo/,/^=====/p' .local/demo.log
   bash scripts/demo.sh stop
+  # Each libFuzzer target briefly (bench/fuzz.sh runs them for longer): a crash fails the run.
+  echo "test: fuzzing each target for ${RELAY_TEST_FUZZ_SECONDS:-10} s"
+  bash bench/fuzz.sh "${RELAY_TEST_FUZZ_SECONDS:-10}"
 fi
 
 export RELAY_BROKER_PORT="${RELAY_TEST_BROKER_PORT:-19092}"

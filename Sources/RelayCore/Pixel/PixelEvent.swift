@@ -40,7 +40,7 @@ public struct PixelEvent: Sendable, Hashable {
         self.source = source
     }
 
-    /// The canonical JSON: fields in SPEC order, `url` on fired events only.
+    /// The canonical JSON: fields in SPEC order, `url` on fired events only (when it has one).
     public func jsonBytes() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(128 + pixelID.utf8.count + uuid.utf8.count + (url?.utf8.count ?? 0) + aliases.count * 16)
@@ -60,9 +60,10 @@ public struct PixelEvent: Sendable, Hashable {
             JSONWriter.appendString(alias, to: &out)
         }
         out.append(UInt8(ascii: "]"))
-        if kind == .fired {
+        // Only what the event has: a fired event read without `url` is written back without one, not with "".
+        if kind == .fired, let url {
             JSONWriter.appendASCII(#","url":"#, to: &out)
-            JSONWriter.appendString(url ?? "", to: &out)
+            JSONWriter.appendString(url, to: &out)
         }
         if let source {
             JSONWriter.appendASCII(#","source":""#, to: &out)
