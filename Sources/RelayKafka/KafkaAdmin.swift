@@ -30,7 +30,9 @@ public final class KafkaAdmin: Sendable {
     }
 
     /// Creates each topic that does not exist yet; existing topics are left alone, whatever their partition count.
+    /// `settings` are topic configs given to every new topic (`cleanup.policy: compact`, say).
     public func createTopics(_ topics: [String], partitions: Int32, replicationFactor: Int32 = -1,
+                             settings: [String: String] = [:],
                              timeoutMs: Int32 = 30_000) async throws(KafkaError) -> [String: TopicCreation]
     {
         let client = self.client
@@ -45,6 +47,12 @@ public final class KafkaAdmin: Sendable {
                         throw KafkaError.usage(detail, operation: "createTopics \(topic)")
                     }
                     newTopics.append(t)
+                    for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
+                        let err = rd_kafka_NewTopic_set_config(t, name, value)
+                        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                            throw KafkaError(err, operation: "createTopics \(topic) \(name)")
+                        }
+                    }
                 }
                 let queue = rd_kafka_queue_new(handle)
                 defer { rd_kafka_queue_destroy(queue) }

@@ -7,14 +7,16 @@ import RelayRuntime
 import Synchronization
 
 /// `relay-pixel-audit`'s record handler: one `PartitionAudit` per assigned partition of `aam.pixel-events`,
-/// checkpointed (`AuditCheckpoint`) before its records are marked final, and the closed windows' reports published
-/// to `aam.pixel-audit`.
+/// checkpointed (`AuditCheckpoint`) before its records are marked final; each partition's share of every closed
+/// window goes to `<group>.shares`, from which one member (``ReportMerger``) publishes one merged report per
+/// destination and window to `aam.pixel-audit`.
 ///
 /// Flow: `handle` decodes a batch (malformed events are dead-lettered), applies it to the partition's state in offset
 /// order (records below the checkpoint's offset are ignored: already counted). A background tick (`run`) closes
-/// idle partitions' windows by the wall clock, publishes every closed window whose report changed (it stays due
-/// until the broker acknowledges it, and "due" is part of the checkpoint, so a report is never lost between a close
-/// and a crash), then writes the checkpoints of changed partitions and marks the records they cover final.
+/// idle partitions' windows by the wall clock, publishes the share of every closed window whose report changed (it
+/// stays due until the broker acknowledges it, and "due" is part of the checkpoint, so a share is never lost between
+/// a close and a crash) and then the partition's progress, writes the checkpoints of changed partitions and marks
+/// the records they cover final.
 public final class PixelAuditHandler: RecordHandler {
     let context: WorkerContext
     let group: String
@@ -24,6 +26,8 @@ public final class PixelAuditHandler: RecordHandler {
     let thresholds: LossThresholds
     let book: ReportBook
     let auditTopic: String
+    let sharesTopic: String
+    let merger: ReportMerger
     let tickInterval: Duration
     let checkpointIntervalMs: Int64
     private let slots = Mutex<[TopicPartition: Slot]>([:])
@@ -45,6 +49,8 @@ public final class PixelAuditHandler: RecordHandler {
         var checkpointCost: Int64 = 0
         /// No record applied yet under this assignment (the first one shows whether the state is contiguous).
         var fresh = true
+        /// The `closed_through` last acknowledged on the shares topic.
+        var progressSent = Int64.min
     }
 
     public init(context: WorkerContext, group: String, book: ReportBook, tickInterval: Duration = .milliseconds(200),
@@ -58,6 +64,9 @@ public final class PixelAuditHandler: RecordHandler {
         thresholds = book.thresholds
         self.book = book
         auditTopic = context.config.kafka.topics.pixelAudit
+        sharesTopic = AuditShares.topic(group: group)
+        merger = ReportMerger(context: context, group: group, windowMs: windowMs, graceMs: graceMs,
+                              thresholds: book.thresholds)
         self.tickInterval = tickInterval
         self.checkpointIntervalMs = checkpointIntervalMs
     }
@@ -100,6 +109,11 @@ public final class PixelAuditHandler: RecordHandler {
             for run in runs { await handle(run: run, of: records) }
         }
         PixelAuditMetrics.events(records.count)
+    }
+
+    private struct Share: Hashable {
+        let partition: TopicPartition
+        let window: WindowKey
     }
 
     private struct Pair: Hashable {
@@ -211,13 +225,15 @@ public final class PixelAuditHandler: RecordHandler {
     }
 
     public func partitionsAssigned(_ partitions: [TopicPartition]) {
-        // State is loaded with the first records of the new assignment (off the poll thread).
+        // State is loaded by the next tick or the first records of the new assignment (off the poll thread).
         slots.withLock { slots in for tp in partitions { slots[tp] = nil } }
+        if partitions.contains(where: { $0.partition == 0 }) { merger.lead(true) }
     }
 
     public func partitionsRevoked(_ partitions: [TopicPartition]) {
         // The next owner rebuilds from the checkpoint on disk and re-reads from the last commit (never past it).
         slots.withLock { slots in for tp in partitions { slots[tp] = nil } }
+        if partitions.contains(where: { $0.partition == 0 }) { merger.lead(false) }
     }
 
     // MARK: background
@@ -225,6 +241,7 @@ public final class PixelAuditHandler: RecordHandler {
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.followReports() }
+            group.addTask { await self.merger.run(tick: self.tickInterval) }
             while !Task.isCancelled {
                 try? await Task.sleep(for: tickInterval)
                 await tick(force: false)
@@ -239,19 +256,31 @@ public final class PixelAuditHandler: RecordHandler {
 
     /// Closes idle partitions' windows, publishes due reports, writes due checkpoints, completes covered records.
     func tick(force: Bool) async {
+        // A partition with no traffic still closes its windows on the wall clock: load every assigned one.
+        for (tp, generation) in context.offsets.assignedGenerations
+        where !slots.withLock({ $0[tp]?.generation == generation }) {
+            await ensureLoaded(tp, generation: generation)
+        }
         let now = Timestamps.nowMilliseconds()
         let idleMs = max(graceMs, 1_000)
         let thresholds = self.thresholds
         var due: [(TopicPartition, UInt64, PendingReport)] = []
+        var progress: [(TopicPartition, UInt64, Int64)] = []
         var deltas: [[Int64: AuditDeltas]] = []
         var pixels = 0
         var open = 0
         slots.withLock { slots in
             for tp in Array(slots.keys) {
                 var slot = slots.removeValue(forKey: tp)!
-                if now - slot.lastRecordWall >= idleMs, slot.audit.closeIdle(now: now) { slot.changed = true }
+                let idle = now - slot.lastRecordWall >= idleMs
+                if idle, slot.audit.closeIdle(now: now) { slot.changed = true }
                 for report in slot.audit.reportsToPublish(maxLossRate: thresholds.maxLossRate) {
                     due.append((tp, slot.generation, report))
+                }
+                // Event time closes windows; an idle partition has closed everything the wall clock has passed.
+                let closedThrough = idle ? max(slot.audit.watermark, now) : slot.audit.watermark
+                if closedThrough != .min, closedThrough > slot.progressSent {
+                    progress.append((tp, slot.generation, closedThrough))
                 }
                 deltas.append(slot.audit.takeMetrics())
                 pixels += slot.audit.pixelCount
@@ -261,18 +290,35 @@ public final class PixelAuditHandler: RecordHandler {
         }
         for d in deltas { PixelAuditMetrics.record(d) }
         PixelAuditMetrics.state(pixels: pixels, openWindows: open)
-        if !due.isEmpty { await publish(due) }
+        let failed = due.isEmpty ? [] : await publish(due)
+        await sendProgress(progress.filter { !failed.contains($0.0) })
         await checkpoint(now: now, force: force)
     }
 
-    private func publish(_ due: [(TopicPartition, UInt64, PendingReport)]) async {
+    /// Each partition's `closed_through`, after its shares were acknowledged (the merger relies on that order).
+    private func sendProgress(_ progress: [(TopicPartition, UInt64, Int64)]) async {
+        for (tp, generation, closedThrough) in progress {
+            let record = OutgoingRecord(
+                topic: sharesTopic, key: AuditShares.progressKey(partition: tp.partition),
+                value: ShareProgress(partition: tp.partition, closedThrough: closedThrough).jsonBytes(),
+                partition: tp.partition)
+            guard (try? await context.producer.send(record)) != nil else { continue }  // sent again next tick
+            slots.withLock { slots in
+                if slots[tp]?.generation == generation { slots[tp]!.progressSent = closedThrough }
+            }
+        }
+    }
+
+    /// Sends the shares to the shares topic (partition = input partition); returns the partitions where one failed.
+    private func publish(_ due: [(TopicPartition, UInt64, PendingReport)]) async -> Set<TopicPartition> {
         let producer = context.producer
-        let topic = auditTopic
+        let topic = sharesTopic
         let published = await withTaskGroup(of: (TopicPartition, UInt64, WindowKey, UInt64)?.self) { group in
             for (tp, generation, pending) in due {
                 group.addTask {
-                    let record = OutgoingRecord(topic: topic, key: Array(String(pending.key.destination).utf8),
-                                                value: pending.report.jsonBytes())
+                    let record = OutgoingRecord(topic: topic,
+                                                key: AuditShares.shareKey(pending.report, partition: tp.partition),
+                                                value: pending.report.jsonBytes(), partition: tp.partition)
                     do {
                         _ = try await producer.send(record)
                         return (tp, generation, pending.key, pending.revision)
@@ -286,7 +332,7 @@ public final class PixelAuditHandler: RecordHandler {
             return done
         }
         if published.count < due.count {
-            context.logger.warning("pixel audit reports not published yet, retrying",
+            context.logger.warning("pixel audit shares not published yet, retrying",
                                    metadata: ["failed": "\(due.count - published.count)"])
         }
         slots.withLock { slots in
@@ -294,6 +340,8 @@ public final class PixelAuditHandler: RecordHandler {
                 slots[tp]!.audit.markPublished(key, revision: revision)
             }
         }
+        let acknowledged = Set(published.map { Share(partition: $0.0, window: $0.2) })
+        return Set(due.filter { !acknowledged.contains(Share(partition: $0.0, window: $0.2.key)) }.map(\.0))
     }
 
     private func checkpoint(now: Int64, force: Bool) async {

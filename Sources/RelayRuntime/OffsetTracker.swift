@@ -120,6 +120,11 @@ public final class OffsetTracker: Sendable {
 
     public var assignedPartitions: [TopicPartition] { state.withLock { $0.keys.sorted() } }
 
+    /// The assigned partitions with the generation of their assignment.
+    public var assignedGenerations: [(TopicPartition, UInt64)] {
+        state.withLock { $0.map { ($0.key, $0.value.generation) }.sorted { $0.0 < $1.0 } }
+    }
+
     /// The partition's commit point as known now (for lag figures).
     public func commitPoint(_ tp: TopicPartition) -> Int64? { state.withLock { $0[tp]?.commitPoint } }
 }

@@ -1,3 +1,5 @@
+import RelayEncoding
+import RelayKafka
 import RelayCore
 import Testing
 @testable import RelayPixelAudit
@@ -237,28 +239,81 @@ import Testing
         }
     }
 
-    @Test func reportBookMergesTheLatestPerPartition() {
-        let book = ReportBook(thresholds: LossThresholds([7001: 0.10]))
-        func part(_ partition: Int32, fired: Int64, received: Int64, late: Int64 = 0) -> AuditReport {
-            AuditReport(destinationID: 7001, windowStart: 0, windowEnd: 10, fired: fired, received: received,
-                        lateReceipts: late, duplicateReceipts: 0, unmatchedReceipts: 0, maxLossRate: 0.10,
-                        partition: partition)
+    func share(_ partition: Int32, start: Int64 = 0, fired: Int64, received: Int64, late: Int64 = 0) -> AuditReport {
+        AuditReport(destinationID: 7001, windowStart: start, windowEnd: start + 10, fired: fired, received: received,
+                    lateReceipts: late, duplicateReceipts: 0, unmatchedReceipts: 0, maxLossRate: 0.10,
+                    partition: partition)
+    }
+
+    /// A window is merged once every input partition has closed it, published once, and again only when corrected.
+    @Test func mergeBookPublishesEachWindowOnceEveryPartitionClosedIt() {
+        var book = MergeBook(windowMs: 10, graceMs: 5, thresholds: LossThresholds([7001: 0.10]))
+        book.take(.share(share(0, fired: 50, received: 40)))
+        book.take(.share(share(1, fired: 50, received: 45)))
+        book.take(.progress(ShareProgress(partition: 0, closedThrough: 15)))
+        book.take(.progress(ShareProgress(partition: 1, closedThrough: 15)))
+        #expect(book.due(partitions: 3).isEmpty)  // partition 2 has said nothing yet
+        book.take(.progress(ShareProgress(partition: 2, closedThrough: 14)))
+        #expect(book.due(partitions: 3).isEmpty)  // ...and has not closed the window (end 10 + grace 5)
+        book.take(.progress(ShareProgress(partition: 2, closedThrough: 15)))
+        var due = book.due(partitions: 3)
+        #expect(due.count == 1 && due[0].fired == 100 && due[0].received == 85 && due[0].alert && due[0].partition == nil)
+        book.notePublished(due[0])
+        #expect(book.due(partitions: 3).isEmpty)  // published: not again
+        book.take(.share(share(1, fired: 50, received: 45)))  // the same share re-sent (a restarted owner)
+        #expect(book.due(partitions: 3).isEmpty)
+        book.take(.progress(ShareProgress(partition: 0, closedThrough: 3)))  // progress never goes back
+        book.take(.share(share(0, fired: 50, received: 48, late: 8)))  // late receipts correct partition 0's share
+        due = book.due(partitions: 3)
+        #expect(due.count == 1 && due[0].received == 93 && due[0].lateReceipts == 8 && !due[0].alert)
+
+        // A member taking over reads what is published (as decoded from the topic): nothing is due twice.
+        var successor = MergeBook(windowMs: 10, graceMs: 5, thresholds: LossThresholds([7001: 0.10]))
+        for p in Int32(0)..<3 { successor.take(.progress(ShareProgress(partition: p, closedThrough: 100))) }
+        successor.take(.share(share(0, fired: 50, received: 48, late: 8)))
+        successor.take(.share(share(1, fired: 50, received: 45)))
+        successor.notePublished(try! AuditReport.decode(due[0].jsonBytes()))
+        #expect(successor.due(partitions: 3).isEmpty)
+    }
+
+    @Test func sharesAndProgressReadAsContract() throws {
+        func record(_ key: String, _ value: [UInt8]) -> KafkaRecord {
+            KafkaRecord(topic: "g.shares", partition: 1, offset: 0, key: Array(key.utf8), value: value, timestamp: 0,
+                        headers: [])
         }
-        book.apply(part(0, fired: 50, received: 40))
-        book.apply(part(1, fired: 50, received: 45))
-        #expect(book.apply(part(1, fired: 50, received: 45)) == nil)  // re-published: no change
-        var merged = book.reports(destination: 7001)
-        #expect(merged.count == 1 && merged[0].fired == 100 && merged[0].received == 85 && merged[0].lost == 15)
-        #expect(merged[0].alert && merged[0].partition == nil)
-        book.apply(part(0, fired: 50, received: 48, late: 8))  // corrected: replaces partition 0's record
-        merged = book.reports()
-        #expect(merged[0].received == 93 && merged[0].lateReceipts == 8 && merged[0].lossRate == 0.07)
-        #expect(!merged[0].alert)
+        let s = share(1, start: 20, fired: 5, received: 4)
+        #expect(try AuditShares.decode(record("share/7001/20/1", s.jsonBytes())) == .share(s))
+        let progress = ShareProgress(partition: 1, closedThrough: 1_795_982_000_000)
+        #expect(try AuditShares.decode(record("closed/1", progress.jsonBytes())) == .progress(progress))
+        #expect(throws: MalformedInput.self) { try AuditShares.decode(record("share/7001/20/2", s.jsonBytes())) }
+        #expect(throws: MalformedInput.self) { try AuditShares.decode(record("closed/2", progress.jsonBytes())) }
+        #expect(throws: MalformedInput.self) { try AuditShares.decode(record("other", progress.jsonBytes())) }
+        #expect(throws: MalformedInput.self) {
+            try AuditShares.decode(record("closed/1", Array(#"{"partition":1,"closed_through":1.5}"#.utf8)))
+        }
+        #expect(throws: MalformedInput.self) {
+            try AuditShares.decode(record("closed/1", Array(#"{"partition":1,"partition":1,"closed_through":2}"#.utf8)))
+        }
+    }
+
+    /// Readers of `aam.pixel-audit`: the latest report of a window wins; a partition's share is never added up.
+    @Test func reportBookKeepsTheLatestReportAndSkipsShares() {
+        let book = ReportBook(thresholds: LossThresholds([7001: 0.10]))
+        func report(fired: Int64, received: Int64, late: Int64 = 0) -> AuditReport {
+            AuditReport.merged([share(0, fired: fired, received: received, late: late)], maxLossRate: 0.10)!
+        }
+        #expect(book.apply(share(3, fired: 1_000, received: 0)) == nil)  // a share: skipped
+        book.apply(report(fired: 100, received: 85))
+        #expect(book.apply(report(fired: 100, received: 85)) == nil)  // re-published: no change
+        var reports = book.reports(destination: 7001)
+        #expect(reports.count == 1 && reports[0].fired == 100 && reports[0].lost == 15 && reports[0].alert)
+        book.apply(report(fired: 100, received: 93, late: 8))  // corrected: replaces it
+        reports = book.reports()
+        #expect(reports.count == 1 && reports[0].received == 93 && reports[0].lossRate == 0.07 && !reports[0].alert)
         #expect(book.reports(since: 10).isEmpty && book.reports(since: 9).count == 1)
-        let decoded = try? AuditReport.decode(part(3, fired: 7, received: 6).jsonBytes())
-        #expect(decoded?.jsonBytes() == part(3, fired: 7, received: 6).jsonBytes())
+        let decoded = try? AuditReport.decode(share(3, fired: 7, received: 6).jsonBytes())
         #expect(decoded?.lossRate == 0.142857 && decoded?.partition == 3)
-        #expect(String(decoding: ReportBook.jsonArray(merged), as: UTF8.self).hasPrefix(
+        #expect(String(decoding: ReportBook.jsonArray(reports), as: UTF8.self).hasPrefix(
             #"[{"destination_id":7001,"window_start":0,"window_end":10,"fired":100,"received":93,"lost":7,"loss_rate":0.07,"#))
     }
 }

@@ -274,21 +274,27 @@ struct PixelAuditWorkerTests {
         worker.terminate()
         #expect(await worker.waitForExit() == 0)
 
-        // Replay with the state deleted: rebuilt from the whole topic, by event time: the same reports.
+        // Replay with the state deleted: rebuilt from the whole topic, by event time: the same shares, so the merged
+        // reports are not published again.
         try FileManager.default.removeItem(atPath: rig.stateDir)
         try await rig.resetToEarliest()
         let recordsBefore = try await TestBroker.readAll(rig.topics.pixelAudit).count
+        let sharesBefore = try await TestBroker.readAll("\(rig.group).shares").count
         (worker, port) = try await rig.startWorker()
-        #expect(try await eventually { try await TestBroker.readAll(rig.topics.pixelAudit).count >= recordsBefore + 2 })
-        #expect(try await eventually { try await rig.reports() == before })
+        #expect(try await eventually { try await TestBroker.readAll("\(rig.group).shares").count >= sharesBefore + 2 })
+        #expect(try await eventually { try await rig.fullyCommitted() })
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await TestBroker.readAll(rig.topics.pixelAudit).count == recordsBefore)
+        #expect(try await rig.reports() == before)
         expectCounts(try await rig.report(7001, f0), fired: 100, received: 85, duplicate: 5, alert: false)
         worker.terminate()
         #expect(await worker.waitForExit() == 0)
     }
 
     /// Poison on a live worker: a pixel `ts` of Int64.max and one in seconds are dead-lettered with their reason (they
-    /// once killed the worker at every restart); forged shares with counts at Int64.max on the audit topic stop
-    /// neither `relayctl pixel report` nor the worker; the events after them are counted exactly and committed.
+    /// once killed the worker at every restart); forged shares with counts at Int64.max on the internal shares topic
+    /// merge saturated, and an undecodable one is dead-lettered; `relayctl pixel report` reads the result; the events
+    /// are counted exactly and committed.
     @Test func poisonPixelsAreDeadLetteredAndTheAuditGoesOn() async throws {
         let rig = try await AuditRig()
         let (worker, port) = try await rig.startWorker()
@@ -296,14 +302,6 @@ struct PixelAuditWorkerTests {
         let w0 = AuditRig.windowStart(hoursFromNow: -1)
         try await rig.produce([AuditRig.fired("poison-max", 7001, Int64.max),
                                AuditRig.fired("poison-seconds", 7001, w0 / 1_000)], partition: 0)
-        let forged = [Int32(0), 1].map {
-            AuditReport(destinationID: 7002, windowStart: w0, windowEnd: w0 + AuditRig.window, fired: .max,
-                        received: 0, lateReceipts: .max, duplicateReceipts: 0, unmatchedReceipts: 0,
-                        maxLossRate: 0.1, partition: $0)
-        }
-        try await rig.produceRecords(forged.map {
-            OutgoingRecord(topic: rig.topics.pixelAudit, key: Array("7002-\(w0)".utf8), value: $0.jsonBytes())
-        })
         var events: [PixelEvent] = []
         for i in 0..<10 { events.append(AuditRig.fired("g\(i)", 7001, w0 + Int64(i))) }
         for i in 0..<8 { events.append(AuditRig.received("g\(i)", 7001, w0 + 500)) }
@@ -312,17 +310,32 @@ struct PixelAuditWorkerTests {
         #expect(try await eventually(timeout: .seconds(30)) { try await rig.report(7001, w0)?.fired == 10 })
         expectCounts(try await rig.report(7001, w0), fired: 10, received: 8, alert: false)
         #expect(try await eventually { try await rig.fullyCommitted() })
-        let letters = try await TestBroker.readAll(rig.topics.deadLetter)
-        #expect(letters.count == 2)
-        #expect(letters.allSatisfy { $0.header("relay.error.class")?.stringValue == "malformed" })
-        #expect(Set(letters.map { String(decoding: $0.key ?? [], as: UTF8.self) }) == ["poison-max", "poison-seconds"])
-        #expect(letters.allSatisfy { $0.header("relay.error")?.stringValue.contains("ts") == true },
-                "\(letters.map { $0.header("relay.error")?.stringValue ?? "-" })")
         let counted = await AuditRig.metric(port, "relay_pixel_audit_events_total")
         #expect(counted == 20, "\(String(describing: counted))")  // every record read, the two dead-lettered too
 
-        // The saturated forged window merges to Int64.max, not a trap.
-        #expect(try await rig.report(7002, w0)?.fired == .max)
+        // Forged shares on the internal topic (which the worker created): they merge to Int64.max, not a trap.
+        let shares = "\(rig.group).shares"
+        let forged = [Int32(0), 1].map {
+            AuditReport(destinationID: 7002, windowStart: w0, windowEnd: w0 + AuditRig.window, fired: .max,
+                        received: 0, lateReceipts: .max, duplicateReceipts: 0, unmatchedReceipts: 0,
+                        maxLossRate: 0.1, partition: $0)
+        }
+        try await rig.produceRecords(forged.map {
+            OutgoingRecord(topic: shares, key: Array("share/7002/\(w0)/\($0.partition!)".utf8), value: $0.jsonBytes(),
+                           partition: $0.partition)
+        } + [OutgoingRecord(topic: shares, key: Array("share/7002".utf8), value: Array("{".utf8), partition: 2)])
+        #expect(try await eventually(timeout: .seconds(30)) { try await rig.report(7002, w0)?.fired == .max })
+
+        let letters = try await TestBroker.readAll(rig.topics.deadLetter)
+        #expect(letters.count == 3)
+        #expect(letters.allSatisfy { $0.header("relay.error.class")?.stringValue == "malformed" })
+        let pixelLetters = letters.filter { $0.topic == rig.topics.deadLetter
+            && $0.header("relay.source")?.stringValue.hasPrefix(rig.topics.pixelEvents) == true }
+        #expect(Set(pixelLetters.map { String(decoding: $0.key ?? [], as: UTF8.self) }) == ["poison-max", "poison-seconds"])
+        #expect(pixelLetters.allSatisfy { $0.header("relay.error")?.stringValue.contains("ts") == true },
+                "\(letters.map { $0.header("relay.error")?.stringValue ?? "-" })")
+        #expect(letters.contains { $0.header("relay.source")?.stringValue.hasPrefix(shares) == true })
+
         let ctl = try WorkerProcess("relayctl", arguments: ["pixel", "report", "--config", rig.config.path],
                                     workingDirectory: rig.directory.url)
         #expect(await ctl.waitForExit() == 0, "\(ctl.output)")
@@ -358,6 +371,11 @@ struct PixelAuditWorkerTests {
         expectCounts(try await rig.report(7001, f0), fired: 500, received: 400, alert: false)  // 20 %: not above
         expectCounts(try await rig.report(7002, f0), fired: 500, received: 400, alert: true)
         expectCounts(try await rig.report(7001, f0 + 2_000), fired: 1_000, received: 950, alert: false)
+        // One merged report per destination and window, whichever member owns which partition (SPEC §6).
+        let published = try await TestBroker.readAll(rig.topics.pixelAudit).compactMap { try? AuditReport.decode($0.value) }
+            .filter { $0.destinationID != 9999 }
+        #expect(published.count == 3 && published.allSatisfy { $0.partition == nil },
+                "\(published.map { "\($0.destinationID)/\($0.windowStart)/\($0.partition.map(String.init) ?? "-")" })")
         let processedA = await AuditRig.metric(portA, "relay_pixel_audit_events_total") ?? 0
         let processedB = await AuditRig.metric(portB, "relay_pixel_audit_events_total") ?? 0
         #expect(processedA > 0 && processedB > 0)

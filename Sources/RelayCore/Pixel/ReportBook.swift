@@ -31,42 +31,40 @@ public struct WindowKey: Hashable, Sendable, Comparable {
     public static func < (a: WindowKey, b: WindowKey) -> Bool { (a.destination, a.start) < (b.destination, b.start) }
 }
 
-/// The latest report of every (destination, window, source partition) read from `aam.pixel-audit`, merged into one
-/// report per destination and window. Later records replace earlier ones (each is a full snapshot), so reading the
-/// topic from the beginning in order gives the current reports whatever was re-published.
+/// The latest report of every destination and window read from `aam.pixel-audit`. Each record is the whole merged
+/// report (a correction replaces it), so reading the topic from the beginning in order gives the current reports.
+/// A record that carries a `partition` is a partition's share, not a report (the audit keeps those on its internal
+/// topic; an audit older than that published them here): it is skipped, never added up.
 public final class ReportBook: Sendable {
-    private let parts = Mutex<[WindowKey: [Int32: AuditReport]]>([:])
+    private let latest = Mutex<[WindowKey: AuditReport]>([:])
     public let thresholds: LossThresholds
 
     public init(thresholds: LossThresholds) {
         self.thresholds = thresholds
     }
 
-    /// Takes a published record; returns the destination window's merged report when it changed.
+    /// Takes a published record; returns the report, with this reader's threshold applied, when it changed.
     @discardableResult
     public func apply(_ report: AuditReport) -> AuditReport? {
+        guard report.partition == nil,
+              let current = AuditReport.merged([report], maxLossRate: thresholds.maxLossRate(report.destinationID))
+        else { return nil }
         let key = WindowKey(destination: report.destinationID, start: report.windowStart)
-        let partition = report.partition ?? -1
-        let threshold = thresholds.maxLossRate(report.destinationID)
-        return parts.withLock { parts -> AuditReport? in
-            if parts[key]?[partition] == report { return nil }
-            parts[key, default: [:]][partition] = report
-            return AuditReport.merged(parts[key]!.keys.sorted().map { parts[key]![$0]! }, maxLossRate: threshold)
+        return latest.withLock { latest -> AuditReport? in
+            if latest[key] == current { return nil }
+            latest[key] = current
+            return current
         }
     }
 
-    /// Merged reports, by destination then window start; `since` keeps windows that end after it (ms).
+    /// Reports by destination then window start; `since` keeps windows that end after it (ms).
     public func reports(destination: Int64? = nil, since: Int64? = nil) -> [AuditReport] {
-        let thresholds = self.thresholds
-        return parts.withLock { parts in
-            parts.keys.sorted().compactMap { key -> AuditReport? in
+        latest.withLock { latest in
+            latest.keys.sorted().compactMap { key -> AuditReport? in
                 if let destination, key.destination != destination { return nil }
-                let part = parts[key]!
-                guard let merged = AuditReport.merged(part.keys.sorted().map { part[$0]! },
-                                                      maxLossRate: thresholds.maxLossRate(key.destination))
-                else { return nil }
-                if let since, merged.windowEnd <= since { return nil }
-                return merged
+                let report = latest[key]!
+                if let since, report.windowEnd <= since { return nil }
+                return report
             }
         }
     }

@@ -1,0 +1,162 @@
+import Logging
+import RelayCore
+import RelayEncoding
+import RelayKafka
+import RelayRuntime
+import Synchronization
+
+/// Publishes one merged report per destination and window to `aam.pixel-audit` (SPEC §6), from the partition owners'
+/// shares on `<group>.shares` (see ``AuditShares``).
+///
+/// Every member follows the shares topic from its beginning into a ``MergeBook``; only the member that owns input
+/// partition 0 publishes, so exactly one member does whatever the group's size. On taking over it first reads what
+/// is on the output topic, so that a report already there is not published again. The input's partition count comes
+/// from the broker (retried until known), never guessed: a window is due only once every partition has closed it.
+final class ReportMerger: Sendable {
+    let context: WorkerContext
+    let sharesTopic: String
+    let auditTopic: String
+    let inputTopic: String
+    private let book: Mutex<MergeBook>
+    private let leading = Atomic<Bool>(false)
+    /// Set when this member starts leading: the output topic is read again before anything is published.
+    private let needsCatchUp = Atomic<Bool>(true)
+    private let inputPartitions = Atomic<Int32>(0)
+
+    init(context: WorkerContext, group: String, windowMs: Int64, graceMs: Int64, thresholds: LossThresholds) {
+        self.context = context
+        sharesTopic = AuditShares.topic(group: group)
+        auditTopic = context.config.kafka.topics.pixelAudit
+        inputTopic = context.config.kafka.topics.pixelEvents
+        book = Mutex(MergeBook(windowMs: windowMs, graceMs: graceMs, thresholds: thresholds))
+    }
+
+    /// Whether this member owns input partition 0 (set from the assignment callbacks).
+    func lead(_ on: Bool) {
+        if on && !leading.load(ordering: .relaxed) { needsCatchUp.store(true, ordering: .relaxed) }
+        leading.store(on, ordering: .relaxed)
+    }
+
+    /// Creates the shares topic if it is missing (as many partitions as the input), learns the input's partition
+    /// count, then follows the shares and publishes what is due until cancelled.
+    func run(tick: Duration) async {
+        await prepare()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.followShares() }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: tick)
+                await publishDue()
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func prepare() async {
+        let logger = context.logger
+        while !Task.isCancelled {
+            do {
+                let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: logger)
+                let count = Int32(try await admin.partitions(of: inputTopic).count)
+                _ = try await admin.createTopics([sharesTopic], partitions: count, settings: AuditShares.topicSettings)
+                let shares = Int32(try await admin.partitions(of: sharesTopic).count)
+                if shares != count {
+                    logger.error("the shares topic has a different partition count from the input; recreate it",
+                                 metadata: ["topic": "\(sharesTopic)", "partitions": "\(shares)",
+                                            "input_partitions": "\(count)"])
+                }
+                inputPartitions.store(count, ordering: .relaxed)
+                return
+            } catch {
+                logger.warning("cannot prepare the audit shares topic yet, retrying",
+                               metadata: ["topic": "\(sharesTopic)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
+    private func followShares() async {
+        let logger = context.logger
+        while !Task.isCancelled {
+            do {
+                let partitions = try await KafkaAdmin(configuration: context.kafkaClient, logger: logger)
+                    .topicPartitions(sharesTopic)
+                let consumer = try KafkaConsumer(
+                    configuration: ConsumerConfiguration(
+                        client: context.kafkaClient,
+                        mode: .assign(Dictionary(uniqueKeysWithValues: partitions.map {
+                            ($0, KafkaConsumer.offsetBeginning)
+                        }), group: nil),
+                        maxBufferedRecords: 10_000, batchSize: 500),
+                    logger: logger)
+                try consumer.start()
+                await withTaskCancellationHandler {
+                    for await batch in consumer.batches() {
+                        var records: [AuditShares.Record] = []
+                        for record in batch {
+                            do throws(MalformedInput) {
+                                records.append(try AuditShares.decode(record))
+                            } catch {
+                                // Never trusted; the publishing member keeps it for inspection.
+                                if leading.load(ordering: .relaxed) {
+                                    _ = await context.deadLetters.keepMalformed(record, reason: error.reason,
+                                                                                logger: logger)
+                                }
+                            }
+                        }
+                        book.withLock { book in for r in records { book.take(r) } }
+                    }
+                } onCancel: {
+                    Task { await consumer.stopFetching() }
+                }
+                await consumer.close()
+            } catch {
+                logger.warning("cannot follow the audit shares yet, retrying",
+                               metadata: ["topic": "\(sharesTopic)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(2))
+            }
+        }
+    }
+
+    private func publishDue() async {
+        guard leading.load(ordering: .relaxed) else { return }
+        let partitions = inputPartitions.load(ordering: .relaxed)
+        guard partitions > 0 else { return }  // not known yet: nothing is complete
+        if needsCatchUp.load(ordering: .relaxed) {
+            guard await catchUp() else { return }
+        }
+        let due = book.withLock { $0.due(partitions: partitions) }
+        for report in due {
+            let record = OutgoingRecord(topic: auditTopic, key: Array(String(report.destinationID).utf8),
+                                        value: report.jsonBytes())
+            do {
+                _ = try await context.producer.send(record)
+                book.withLock { $0.notePublished(report) }
+            } catch {
+                context.logger.warning("merged audit report not published yet, retrying",
+                                       metadata: ["destination": "\(report.destinationID)",
+                                                  "window_start": "\(report.windowStart)", "error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    /// Reads the output topic to its end into the book's "published" side.
+    private func catchUp() async -> Bool {
+        do {
+            let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: context.logger)
+            let records = try await admin.readAll(auditTopic, timeout: .seconds(60))
+            book.withLock { book in
+                for record in records {
+                    guard let report = try? AuditReport.decode(record.value), report.partition == nil else { continue }
+                    book.notePublished(report)
+                }
+            }
+            needsCatchUp.store(false, ordering: .relaxed)
+            return true
+        } catch {
+            context.logger.warning("cannot read the audit topic yet, retrying",
+                                   metadata: ["topic": "\(auditTopic)", "error": "\(error)"])
+            return false
+        }
+    }
+}
