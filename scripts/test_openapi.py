@@ -92,7 +92,7 @@ edge:
   listen: 127.0.0.1:{edge_port}
   cors_origins: ["*"]
   redirect_key_env: RELAY_REDIRECT_KEY
-pixel_audit: {{audit_window: 10s, grace: 2s, state_dir: {state}/audit}}
+pixel_audit: {{audit_window: 10s, grace: 2s}}
 destinations:
   - id: 7001
     name: px-partner

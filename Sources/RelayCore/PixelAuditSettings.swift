@@ -4,14 +4,9 @@ public struct PixelAuditSettings: Sendable, Hashable {
     public var auditWindow: RelayDuration
     /// How long after a window closes receipts are still awaited before it is reported.
     public var grace: RelayDuration
-    public var stateDir: String
 
-    public init(
-        auditWindow: RelayDuration = .minutes(10), grace: RelayDuration = .minutes(1),
-        stateDir: String = "./state/pixel-audit"
-    ) {
+    public init(auditWindow: RelayDuration = .minutes(10), grace: RelayDuration = .minutes(1)) {
         self.auditWindow = auditWindow
         self.grace = grace
-        self.stateDir = stateDir
     }
 }

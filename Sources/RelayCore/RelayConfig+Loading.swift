@@ -258,7 +258,6 @@ extension RelayConfig {
         var settings = PixelAuditSettings()
         if let window = reader.duration("audit_window", positive: true) { settings.auditWindow = window }
         if let grace = reader.duration("grace", positive: false) { settings.grace = grace }
-        if let dir = reader.string("state_dir") { settings.stateDir = dir }
         reader.reportUnknownKeys()
         return settings
     }

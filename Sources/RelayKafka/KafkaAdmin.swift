@@ -128,14 +128,24 @@ public final class KafkaAdmin: Sendable {
     /// Every record of a topic that is there now, from the beginning to the current end of each partition, in
     /// offset order per partition. Stops after `timeout` whatever happens.
     public func readAll(_ topic: String, timeout: Duration = .seconds(30)) async throws(KafkaError) -> [KafkaRecord] {
-        let partitions = try await topicPartitions(topic)
+        var records: [KafkaRecord] = []
+        _ = try await read(try await topicPartitions(topic), timeout: timeout) { records += $0 }
+        return records
+    }
+
+    /// Streams every record of these partitions that is there now, from the beginning to the current end, batch by
+    /// batch in offset order per partition (the one way the relay reads a topic outside a consumer group). Returns
+    /// whether it reached every end within `timeout`.
+    public func read(_ partitions: [TopicPartition], timeout: Duration = .seconds(30),
+                     onBatch: ([KafkaRecord]) -> Void) async throws(KafkaError) -> Bool
+    {
         let ends = try await endOffsets(partitions)
         var starts: [TopicPartition: Int64] = [:]
         for tp in partitions {
             let low = try await watermarks(tp).low
             if ends[tp]! > low { starts[tp] = low }
         }
-        guard !starts.isEmpty else { return [] }
+        guard !starts.isEmpty else { return true }
         let reader = try KafkaConsumer(
             configuration: ConsumerConfiguration(client: configuration, mode: .assign(starts, group: nil)),
             logger: logger)
@@ -144,10 +154,9 @@ public final class KafkaAdmin: Sendable {
             try await Task.sleep(for: timeout)
             await reader.stopFetching()
         }
-        var records: [KafkaRecord] = []
         var remaining = Set(starts.keys)
         for await batch in reader.batches() {
-            records += batch
+            onBatch(batch)
             for record in batch where record.offset + 1 >= ends[record.topicPartition]! {
                 remaining.remove(record.topicPartition)
             }
@@ -155,7 +164,7 @@ public final class KafkaAdmin: Sendable {
         }
         stopper.cancel()
         await reader.close()
-        return records
+        return remaining.isEmpty
     }
 
     /// The end (high watermark) of each partition, as a fetch sees it.

@@ -58,6 +58,47 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Produces the records (in order per partition) and returns once the broker has acknowledged every one; throws
+    /// the first failure once all have their result.
+    public func sendAll(_ records: [OutgoingRecord]) async throws(KafkaError) {
+        guard !records.isEmpty else { return }
+        struct Outcome {
+            var remaining: Int
+            var failure: KafkaError?
+            var waiter: CheckedContinuation<Void, Never>?
+        }
+        let outcome = Mutex(Outcome(remaining: records.count))
+        @Sendable func done(_ result: Result<DeliveryReport, KafkaError>) {
+            let waiter = outcome.withLock { o -> CheckedContinuation<Void, Never>? in
+                if case .failure(let error) = result, o.failure == nil { o.failure = error }
+                o.remaining -= 1
+                guard o.remaining == 0 else { return nil }
+                defer { o.waiter = nil }
+                return o.waiter
+            }
+            waiter?.resume()
+        }
+        for (index, record) in records.enumerated() {
+            do throws(KafkaError) {
+                try await enqueueWaiting(record, completion: done)
+            } catch {
+                // Not enqueued: neither it nor the rest will report.
+                for _ in index..<records.count { done(.failure(error)) }
+                break
+            }
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let finished = outcome.withLock { o -> Bool in
+                if o.remaining == 0 { return true }
+                o.waiter = continuation
+                return false
+            }
+            if finished { continuation.resume() }
+        }
+        let failure = outcome.withLock { $0.failure }
+        if let failure { throw failure }
+    }
+
     /// `enqueue`, waiting (suspended, not blocking a thread) while librdkafka's local queue is full.
     public func enqueueWaiting(_ record: OutgoingRecord, completion: @escaping Completion) async throws(KafkaError) {
         while true {
@@ -92,8 +133,8 @@ public final class KafkaProducer: Sendable {
         let err = record.value.withUnsafeBytes { value in
             withKey(record.key) { keyPtr, keyLen in
                 relay_produce(handle, record.topic, record.partition ?? RD_KAFKA_PARTITION_UA,
-                              keyPtr, keyLen, value.baseAddress, value.count, headers, record.timestamp ?? 0,
-                              opaque)
+                              keyPtr, keyLen, record.isTombstone ? nil : value.baseAddress,
+                              record.isTombstone ? 0 : value.count, headers, record.timestamp ?? 0, opaque)
             }
         }
         if err == RD_KAFKA_RESP_ERR_NO_ERROR { return }

@@ -72,6 +72,14 @@ public struct OutgoingRecord: Sendable {
     public var partition: Int32?
     /// nil: now.
     public var timestamp: Int64?
+    /// A null value: on a compacted topic, the key's earlier records go (readers see an empty value).
+    public private(set) var isTombstone = false
+
+    public static func tombstone(topic: String, key: [UInt8], partition: Int32? = nil) -> OutgoingRecord {
+        var record = OutgoingRecord(topic: topic, key: key, value: [], partition: partition)
+        record.isTombstone = true
+        return record
+    }
 
     public init(topic: String, key: [UInt8]?, value: [UInt8], headers: [KafkaHeader] = [], partition: Int32? = nil,
                 timestamp: Int64? = nil) {

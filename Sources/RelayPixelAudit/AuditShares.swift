@@ -11,10 +11,7 @@ import RelayKafka
 /// has seen every share it covers. Keys make the topic compactable: the latest share per destination, window and
 /// partition, and the latest progress per partition, are all a reader needs.
 public enum AuditShares {
-    public static func topic(group: String) -> String { "\(group).shares" }
-
-    /// Compaction keeps the latest record of each key, which is all the merger reads.
-    public static let topicSettings = ["cleanup.policy": "compact"]
+    public static func topic(group: String) -> String { InternalTopics.pixelAuditShares(group: group) }
 
     static let sharePrefix = "share/"
     static let progressPrefix = "closed/"

@@ -12,8 +12,8 @@ import RelayCore
 ///   still find their pixel; events for windows older than that are `expired` (ignored, counted in a metric), so an
 ///   evicted window's published report is never overwritten by a fresh, near-empty one.
 /// - Exactly once: every record carries its offset; records below `nextOffset` have been applied already (a replay,
-///   or a re-read after a restart from an older commit) and are ignored. The state and `nextOffset` are checkpointed
-///   together (`AuditCheckpoint`).
+///   or a re-read after a restart from an older commit) and are ignored. The state and `nextOffset` are written
+///   together to the changelog (`AuditChangelog`): ``takeChanges()`` gives what changed since the last call.
 public struct PartitionAudit: Sendable {
     public let partition: Int32
     public let windowMs: Int64
@@ -29,6 +29,9 @@ public struct PartitionAudit: Sendable {
     private var nextEvictAt = Int64.max
     /// Per destination, what changed since `takeMetrics()` (not checkpointed: metrics restart with the process).
     var metrics: [(Int64, AuditDeltas)] = []
+    /// Keys changed (or removed) since `takeChanges()`: what the next changelog write carries.
+    var changedWindows: Set<WindowKey> = []
+    var changedPixels: Set<PixelKey> = []
 
     public init(partition: Int32, windowMs: Int64, graceMs: Int64, retentionMs: Int64? = nil) {
         precondition(windowMs > 0 && graceMs >= 0)
@@ -73,6 +76,7 @@ public struct PartitionAudit: Sendable {
     }
 
     private mutating func fired(_ event: PixelSighting) {
+        changedPixels.insert(event.key)
         let start = windowStart(event.ts)
         let fresh = PixelEntry(destination: event.destinationID, window: start, status: .fired)
         // Insert first (one lookup on the common path: a new pixel); put the old entry back if there was one.
@@ -113,6 +117,7 @@ public struct PartitionAudit: Sendable {
     }
 
     private mutating func received(_ event: PixelSighting) {
+        changedPixels.insert(event.key)
         if let index = pixels.index(forKey: event.key) {
             var entry = pixels.values[index]
             let key = WindowKey(destination: entry.destination, start: entry.window)
@@ -157,6 +162,7 @@ public struct PartitionAudit: Sendable {
         let closeAt = key.start + windowMs + graceMs
         let dueAlready = watermark != Int64.min && closeAt <= watermark
         var closed = false
+        changedWindows.insert(key)
         Self.modify(&windows[key, default: WindowTally()]) { tally in  // one lookup, changed in place
             if !tally.known {
                 tally.known = true
@@ -225,6 +231,7 @@ public struct PartitionAudit: Sendable {
             tally.revision &+= 1
             if tally.pendingReceipts > 0 { waiting.insert(key) }
             windows[key] = tally
+            changedWindows.insert(key)
             nextEvictAt = min(nextEvictAt, closeAt + retentionMs)
             let lost = max(0, tally.fired - tally.received)
             note(key.destination) { $0.lost += lost; $0.windowsClosed += 1 }
@@ -236,6 +243,7 @@ public struct PartitionAudit: Sendable {
             let key = WindowKey(destination: entry.destination, start: entry.window)
             guard waiting.contains(key) else { continue }
             pixels[pixel] = PixelEntry(destination: entry.destination, window: entry.window, status: .unmatched)
+            changedPixels.insert(pixel)
             windows[key]!.pendingReceipts -= 1
             windows[key]!.unmatched += 1
             windows[key]!.duplicate += Int64(entry.extraReceipts)
@@ -245,9 +253,20 @@ public struct PartitionAudit: Sendable {
 
     private mutating func evict() {
         let cutoff = watermark - windowMs - graceMs - retentionMs  // windows starting at or before are forgotten
-        windows = windows.filter { key, tally in !(tally.closed && !tally.dirty && key.start <= cutoff) }
-        pixels = pixels.filter { _, entry in entry.window > cutoff || windows[WindowKey(destination: entry.destination,
-                                                                                         start: entry.window)] != nil }
+        // What goes is removed from the changelog too (a tombstone per key), so that it stays the size of the state.
+        let goneWindows = windows.compactMap { key, tally in tally.closed && !tally.dirty && key.start <= cutoff ? key : nil }
+        for key in goneWindows {
+            windows[key] = nil
+            changedWindows.insert(key)
+        }
+        let gonePixels = pixels.compactMap { key, entry in
+            entry.window <= cutoff && windows[WindowKey(destination: entry.destination, start: entry.window)] == nil
+                ? key : nil
+        }
+        for key in gonePixels {
+            pixels[key] = nil
+            changedPixels.insert(key)
+        }
         nextEvictAt = windows.reduce(Int64.max) { next, item in
             item.value.closed ? min(next, item.key.start + windowMs + graceMs + retentionMs) : next
         }
@@ -291,6 +310,23 @@ public struct PartitionAudit: Sendable {
         guard var tally = windows[key], tally.revision == revision else { return }
         tally.dirty = false
         windows[key] = tally
+        changedWindows.insert(key)
+    }
+
+    /// What changed since the last call: each key with its value now, nil where it was removed.
+    public mutating func takeChanges() -> AuditChanges {
+        var changes = AuditChanges(partition: partition, nextOffset: nextOffset, watermark: watermark)
+        changes.windows = changedWindows.sorted().map { ($0, windows[$0]) }
+        changes.pixels = changedPixels.sorted().map { ($0, pixels[$0]) }
+        changedWindows.removeAll(keepingCapacity: true)
+        changedPixels.removeAll(keepingCapacity: true)
+        return changes
+    }
+
+    /// Changes whose write failed: their keys are written again (with their values then) by the next write.
+    public mutating func requeue(_ changes: AuditChanges) {
+        for (key, _) in changes.windows { changedWindows.insert(key) }
+        for (key, _) in changes.pixels { changedPixels.insert(key) }
     }
 
     /// Metric changes since the last call, per destination.
@@ -298,6 +334,17 @@ public struct PartitionAudit: Sendable {
         defer { metrics.removeAll(keepingCapacity: true) }
         return Dictionary(metrics, uniquingKeysWith: { a, _ in a })
     }
+}
+
+/// A partition's changes since the last changelog write, and the position and event time they bring it to.
+public struct AuditChanges: Sendable {
+    public let partition: Int32
+    public let nextOffset: Int64
+    public let watermark: Int64
+    var windows: [(WindowKey, WindowTally?)] = []
+    var pixels: [(PixelKey, PixelEntry?)] = []
+
+    public var isEmpty: Bool { windows.isEmpty && pixels.isEmpty }
 }
 
 public struct PendingReport: Sendable {

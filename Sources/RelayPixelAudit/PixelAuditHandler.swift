@@ -6,23 +6,23 @@ import RelayKafka
 import RelayRuntime
 import Synchronization
 
-/// `relay-pixel-audit`'s record handler: one `PartitionAudit` per assigned partition of `aam.pixel-events`,
-/// checkpointed (`AuditCheckpoint`) before its records are marked final; each partition's share of every closed
+/// `relay-pixel-audit`'s record handler: one `PartitionAudit` per assigned partition of `aam.pixel-events`, its
+/// changes written to the changelog `<group>.state` (`AuditChangelog`) before its records are marked final; each partition's share of every closed
 /// window goes to `<group>.shares`, from which one member (``ReportMerger``) publishes one merged report per
 /// destination and window to `aam.pixel-audit`.
 ///
 /// Flow: `handle` decodes a batch (malformed events are dead-lettered), applies it to the partition's state in offset
-/// order (records below the checkpoint's offset are ignored: already counted). A background tick (`run`) closes
+/// order (records below the restored state's offset are ignored: already counted). A background tick (`run`) closes
 /// idle partitions' windows by the wall clock, publishes the share of every closed window whose report changed (it
-/// stays due until the broker acknowledges it, and "due" is part of the checkpoint, so a share is never lost between
-/// a close and a crash) and then the partition's progress, writes the checkpoints of changed partitions and marks
-/// the records they cover final.
+/// stays due until the broker acknowledges it, and "due" is part of the state, so a share is never lost between a
+/// close and a crash) and then the partition's progress, writes the changes of changed partitions to the changelog
+/// and marks the records they cover final.
 public final class PixelAuditHandler: RecordHandler {
     let context: WorkerContext
     let group: String
     let windowMs: Int64
     let graceMs: Int64
-    let stateDir: String
+    let stateTopic: String
     let thresholds: LossThresholds
     let book: ReportBook
     let auditTopic: String
@@ -31,21 +31,24 @@ public final class PixelAuditHandler: RecordHandler {
     let tickInterval: Duration
     let checkpointIntervalMs: Int64
     private let slots = Mutex<[TopicPartition: Slot]>([:])
-    private let io = BlockingIO(serial: "relay-pixel-audit.io")
-    private let feedIO = BlockingIO(serial: "relay-pixel-audit.feed")
+    /// Restores in progress, so that the tick and the records of a partition wait for the same one.
+    private let restores = Mutex<[TopicPartition: Task<Void, Never>]>([:])
+    /// Changelog writes in flight per partition: a revoke waits (briefly) for them, so that a group is never
+    /// finished by a former owner after the next one has restored.
+    private let writing = Mutex<[TopicPartition: Int]>([:])
 
     struct Slot {
         var audit: PartitionAudit
         let generation: UInt64
-        /// Offsets applied (or skipped) and not yet covered by a checkpoint on disk, in read order.
+        /// Offsets applied (or skipped) and not yet covered by a head on the changelog, in read order.
         var uncovered: [Int64] = []
-        /// The `nextOffset` of the checkpoint on disk: records below it are final already.
+        /// The `nextOffset` of the last head on the changelog: records below it are final already.
         var checkpointed: Int64
         var changed = false
         var lastRecordWall: Int64
         var lastCheckpointWall: Int64
-        /// How long the last checkpoint took (encode + write), ms: a large state is checkpointed less often, so that
-        /// writing it never takes more than about 5 % of the time.
+        /// How long the last changelog write took, ms: a busy partition writes less often, so that writing never
+        /// takes more than about 5 % of the time (and repeated changes to a key are written once).
         var checkpointCost: Int64 = 0
         /// No record applied yet under this assignment (the first one shows whether the state is contiguous).
         var fresh = true
@@ -60,7 +63,7 @@ public final class PixelAuditHandler: RecordHandler {
         self.group = group
         windowMs = context.config.pixelAudit.auditWindow.milliseconds
         graceMs = context.config.pixelAudit.grace.milliseconds
-        stateDir = context.config.pixelAudit.stateDir
+        stateTopic = AuditChangelog.topic(group: group)
         thresholds = book.thresholds
         self.book = book
         auditTopic = context.config.kafka.topics.pixelAudit
@@ -168,7 +171,7 @@ public final class PixelAuditHandler: RecordHandler {
             for (i, sighting) in zip(run.indices, sightings) {
                 let offset = batch[i].offset
                 if offset < slot.checkpointed {
-                    final.append(offset)  // counted before the checkpoint on disk: nothing to do
+                    final.append(offset)  // counted before the restored state: nothing to do
                     continue
                 }
                 if let sighting { slot.audit.apply(sighting, offset: offset) }
@@ -182,34 +185,64 @@ public final class PixelAuditHandler: RecordHandler {
         for offset in final { context.offsets.complete(tp, offset: offset, generation: generation) }
         PixelAuditMetrics.record(deltas)
         if let (covered, first) = gap {
-            // Offsets [covered, first) were counted by a state this process cannot see (a lost or unshared
-            // state_dir): the windows they fell in are incomplete here.
+            // Offsets [covered, first) were counted by a state the changelog does not hold (it was deleted, or
+            // written by another group): the windows they fell in are incomplete here.
             context.logger.warning("pixel audit state does not cover the group's position", metadata: [
                 "partition": "\(tp)", "state_next_offset": "\(covered)", "first_offset_read": "\(first)",
-                "hint": "keep state_dir on storage every worker shares, or replay the group to rebuild"])
+                "changelog": "\(stateTopic)", "hint": "replay the group to the earliest offset to rebuild"])
         }
     }
 
-    /// Loads the partition's checkpoint when this generation of its assignment has no state yet.
+    /// Restores the partition's state from the changelog when this generation of its assignment has none yet.
     private func ensureLoaded(_ tp: TopicPartition, generation: UInt64) async {
         if slots.withLock({ $0[tp]?.generation == generation }) { return }
-        let path = AuditCheckpoint.path(stateDir: stateDir, group: group, topic: tp.topic, partition: tp.partition)
-        let (windowMs, graceMs, logger) = (self.windowMs, self.graceMs, context.logger)
-        let loaded: PartitionAudit? = await io.run { () -> PartitionAudit? in
-            guard let bytes = AuditCheckpoint.read(path) else { return nil }
+        let task = restores.withLock { restores -> Task<Void, Never> in
+            if let running = restores[tp] { return running }
+            let task = Task { await self.restore(tp, generation: generation) }
+            restores[tp] = task
+            return task
+        }
+        await task.value
+        restores.withLock { $0[tp] = nil }
+    }
+
+    /// Reads the partition's changelog to its end (retried until it succeeds or the partition is revoked), repairs
+    /// what a cut-short write left, and installs the state.
+    private func restore(_ tp: TopicPartition, generation: UInt64) async {
+        let logger = context.logger
+        let started = ContinuousClock.now
+        var restored: PartitionAudit?
+        while !Task.isCancelled, context.offsets.assignedGenerations.contains(where: { $0 == (tp, generation) }) {
+            var reader = AuditChangelog.Restore(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
             do {
-                return try AuditCheckpoint.decode(bytes, windowMs: windowMs, graceMs: graceMs)
+                let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: logger)
+                let complete = try await admin.read([TopicPartition(stateTopic, tp.partition)],
+                                                    timeout: .seconds(300)) { batch in
+                    for record in batch { reader.take(record) }
+                }
+                guard complete else { throw KafkaError(code: -185, message: "timed out", operation: "restore") }
+                for problem in reader.malformed.prefix(5) {
+                    logger.error("pixel audit state record ignored", metadata: ["problem": "\(problem)"])
+                }
+                let (audit, repair) = reader.finish()
+                if let repair {
+                    try await write(repair, partition: tp)
+                    logger.warning("pixel audit state: a cut-short write was undone", metadata: [
+                        "partition": "\(tp)", "keys": "\(repair.windows.count + repair.pixels.count)"])
+                }
+                restored = audit
+                break
             } catch {
-                logger.error("pixel audit checkpoint ignored",
-                             metadata: ["path": "\(path)", "problem": "\(error)"])
-                return nil
+                logger.warning("cannot restore the pixel audit state yet, retrying",
+                               metadata: ["partition": "\(tp)", "changelog": "\(stateTopic)", "error": "\(error)"])
+                try? await Task.sleep(for: .seconds(2))
             }
         }
-        let audit = loaded ?? PartitionAudit(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
-        if let loaded {
+        let audit = restored ?? PartitionAudit(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
+        if let restored {
             logger.info("pixel audit state restored", metadata: [
-                "partition": "\(tp)", "next_offset": "\(loaded.nextOffset)", "pixels": "\(loaded.pixelCount)",
-                "windows": "\(loaded.windowCount)"])
+                "partition": "\(tp)", "next_offset": "\(restored.nextOffset)", "pixels": "\(restored.pixelCount)",
+                "windows": "\(restored.windowCount)", "seconds": "\(ContinuousClock.now - started)"])
         }
         let now = Timestamps.nowMilliseconds()
         slots.withLock { slots in
@@ -217,6 +250,16 @@ public final class PixelAuditHandler: RecordHandler {
             slots[tp] = Slot(audit: audit, generation: generation, checkpointed: audit.nextOffset,
                              lastRecordWall: now, lastCheckpointWall: now)
         }
+    }
+
+    /// One changelog write: the changes, then, once the broker has them all, the head.
+    private func write(_ changes: AuditChanges, partition tp: TopicPartition) async throws(KafkaError) {
+        let (records, head) = AuditChangelog.records(changes, topic: stateTopic, windowMs: windowMs, graceMs: graceMs,
+                                                     retentionMs: PartitionAudit.defaultRetention(windowMs: windowMs))
+        writing.withLock { $0[tp, default: 0] += 1 }
+        defer { writing.withLock { $0[tp]! -= 1; if $0[tp] == 0 { $0[tp] = nil } } }
+        try await context.producer.sendAll(records)
+        _ = try await context.producer.send(head)
     }
 
     private func deadLetter(_ record: KafkaRecord, reason: String) async {
@@ -231,8 +274,13 @@ public final class PixelAuditHandler: RecordHandler {
     }
 
     public func partitionsRevoked(_ partitions: [TopicPartition]) {
-        // The next owner rebuilds from the checkpoint on disk and re-reads from the last commit (never past it).
+        // The next owner restores from the changelog and re-reads from the last commit (never past it). A write in
+        // flight is let finish first (on the poll thread, up to 10 s), so that it cannot land after that restore.
         slots.withLock { slots in for tp in partitions { slots[tp] = nil } }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while writing.withLock({ w in partitions.contains { w[$0] != nil } }), ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
         if partitions.contains(where: { $0.partition == 0 }) { merger.lead(false) }
     }
 
@@ -344,47 +392,45 @@ public final class PixelAuditHandler: RecordHandler {
         return Set(due.filter { !acknowledged.contains(Share(partition: $0.0, window: $0.2.key)) }.map(\.0))
     }
 
+    /// Writes each changed partition's changes to the changelog (at most every `checkpointIntervalMs`, or less
+    /// often when writing is slow), then marks final the records the head covers.
     private func checkpoint(now: Int64, force: Bool) async {
         let interval = checkpointIntervalMs
-        let snapshots: [(TopicPartition, UInt64, Int64, [UInt8])] = slots.withLock { slots in
-            var result: [(TopicPartition, UInt64, Int64, [UInt8])] = []
+        let due: [(TopicPartition, UInt64, AuditChanges)] = slots.withLock { slots in
+            var result: [(TopicPartition, UInt64, AuditChanges)] = []
             for (tp, slot) in slots where slot.changed
                 && (force || now - slot.lastCheckpointWall >= max(interval, slot.checkpointCost * 20))
             {
-                result.append((tp, slot.generation, slot.audit.nextOffset, AuditCheckpoint.encode(slot.audit)))
+                result.append((tp, slot.generation, slots[tp]!.audit.takeChanges()))
                 slots[tp]!.changed = false
                 slots[tp]!.lastCheckpointWall = now
             }
             return result
         }
-        for (tp, generation, nextOffset, bytes) in snapshots {
-            let path = AuditCheckpoint.path(stateDir: stateDir, group: group, topic: tp.topic, partition: tp.partition)
+        for (tp, generation, changes) in due {
             let started = ContinuousClock.now
             do {
-                let written = try await io.run { try AuditCheckpoint.write(bytes, nextOffset: nextOffset, to: path) }
-                let elapsed = ContinuousClock.now - started
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                PixelAuditMetrics.checkpoint(bytes: bytes.count, seconds: seconds)
-                slots.withLock { slots in
-                    if slots[tp]?.generation == generation { slots[tp]!.checkpointCost = Int64(seconds * 1000) }
-                }
-                guard written else {
-                    context.logger.warning("a newer checkpoint is on disk; not replacing it",
-                                           metadata: ["partition": "\(tp)"])
-                    slots.withLock { slots in if slots[tp]?.generation == generation { slots[tp]!.changed = true } }
-                    continue
-                }
+                try await write(changes, partition: tp)
             } catch {
-                context.logger.error("checkpoint failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
-                slots.withLock { slots in if slots[tp]?.generation == generation { slots[tp]!.changed = true } }
+                context.logger.error("pixel audit state not written, retrying",
+                                     metadata: ["partition": "\(tp)", "error": "\(error)"])
+                slots.withLock { slots in
+                    guard slots[tp]?.generation == generation else { return }
+                    slots[tp]!.audit.requeue(changes)
+                    slots[tp]!.changed = true
+                }
                 continue
             }
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            PixelAuditMetrics.checkpoint(records: changes.windows.count + changes.pixels.count + 1, seconds: seconds)
             let final: [Int64] = slots.withLock { slots in
                 guard var slot = slots.removeValue(forKey: tp) else { return [] }
                 defer { slots[tp] = slot }
                 guard slot.generation == generation else { return [] }
-                slot.checkpointed = max(slot.checkpointed, nextOffset)
-                let covered = slot.uncovered.partitioningIndex { $0 >= nextOffset }
+                slot.checkpointCost = Int64(seconds * 1000)
+                slot.checkpointed = max(slot.checkpointed, changes.nextOffset)
+                let covered = slot.uncovered.partitioningIndex { $0 >= changes.nextOffset }
                 let final = Array(slot.uncovered[..<covered])
                 slot.uncovered.removeFirst(covered)
                 return final

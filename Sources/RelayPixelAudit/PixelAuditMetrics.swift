@@ -42,10 +42,11 @@ enum PixelAuditMetrics {
         Gauge(label: "relay_pixel_audit_open_windows").record(openWindows)
     }
 
-    static func checkpoint(bytes: Int, seconds: Double) {
-        Counter(label: "relay_pixel_audit_checkpoints_total").increment()
-        Gauge(label: "relay_pixel_audit_checkpoint_bytes").record(bytes)
-        Timer(label: "relay_pixel_audit_checkpoint_seconds").recordSeconds(seconds)
+    /// One changelog write of `records` records (changes and head).
+    static func checkpoint(records: Int, seconds: Double) {
+        Counter(label: "relay_pixel_audit_state_writes_total").increment()
+        Counter(label: "relay_pixel_audit_state_records_total").increment(by: records)
+        Timer(label: "relay_pixel_audit_state_write_seconds").recordSeconds(seconds)
     }
 
     /// A merged report changed: the loss-rate gauge follows the destination's latest window.

@@ -17,6 +17,7 @@ final class ReportMerger: Sendable {
     let sharesTopic: String
     let auditTopic: String
     let inputTopic: String
+    let group: String
     private let book: Mutex<MergeBook>
     private let leading = Atomic<Bool>(false)
     /// Set when this member starts leading: the output topic is read again before anything is published.
@@ -25,6 +26,7 @@ final class ReportMerger: Sendable {
 
     init(context: WorkerContext, group: String, windowMs: Int64, graceMs: Int64, thresholds: LossThresholds) {
         self.context = context
+        self.group = group
         sharesTopic = AuditShares.topic(group: group)
         auditTopic = context.config.kafka.topics.pixelAudit
         inputTopic = context.config.kafka.topics.pixelEvents
@@ -37,8 +39,8 @@ final class ReportMerger: Sendable {
         leading.store(on, ordering: .relaxed)
     }
 
-    /// Creates the shares topic if it is missing (as many partitions as the input), learns the input's partition
-    /// count, then follows the shares and publishes what is due until cancelled.
+    /// Creates the internal topics if they are missing (shares and state, compacted, as many partitions as the input),
+    /// learns the input's partition count, then follows the shares and publishes what is due until cancelled.
     func run(tick: Duration) async {
         await prepare()
         await withDiscardingTaskGroup { group in
@@ -57,12 +59,15 @@ final class ReportMerger: Sendable {
             do {
                 let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: logger)
                 let count = Int32(try await admin.partitions(of: inputTopic).count)
-                _ = try await admin.createTopics([sharesTopic], partitions: count, settings: AuditShares.topicSettings)
-                let shares = Int32(try await admin.partitions(of: sharesTopic).count)
-                if shares != count {
-                    logger.error("the shares topic has a different partition count from the input; recreate it",
-                                 metadata: ["topic": "\(sharesTopic)", "partitions": "\(shares)",
-                                            "input_partitions": "\(count)"])
+                let internalTopics = [sharesTopic, AuditChangelog.topic(group: group)]
+                _ = try await admin.createTopics(internalTopics, partitions: count, settings: InternalTopics.settings)
+                for topic in internalTopics {
+                    let partitions = Int32(try await admin.partitions(of: topic).count)
+                    if partitions != count {
+                        logger.error("an internal topic has a different partition count from the input; recreate it",
+                                     metadata: ["topic": "\(topic)", "partitions": "\(partitions)",
+                                                "input_partitions": "\(count)"])
+                    }
                 }
                 inputPartitions.store(count, ordering: .relaxed)
                 return

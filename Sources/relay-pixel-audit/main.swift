@@ -15,7 +15,7 @@ struct RelayPixelAuditCommand: AsyncParsableCommand {
 
     func run() async throws {
         let name = "relay-pixel-audit"
-        let group = options.group ?? name
+        let group = options.group ?? InternalTopics.defaultPixelAuditGroup
         let config = Bootstrap.loadConfig(path: options.config, executable: name)
         let book = ReportBook(thresholds: LossThresholds(config: config))
         try await WorkerMain.run(

@@ -18,6 +18,10 @@ struct Topics: AsyncParsableCommand {
         @Option(name: .customLong("replication-factor"), help: "Replicas of each new topic (-1: the broker's default).")
         var replicationFactor: Int32 = -1
 
+        @Option(name: .customLong("pixel-audit-group"),
+                help: "The relay-pixel-audit consumer group whose internal topics to create (<group>.state, .shares).")
+        var pixelAuditGroup: String = InternalTopics.defaultPixelAuditGroup
+
         func validate() throws {
             guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
         }
@@ -37,6 +41,24 @@ struct Topics: AsyncParsableCommand {
             for name in names {
                 let count = (try? await admin.partitions(of: name).count).map { "\($0) partitions" } ?? "?"
                 print("\(name): \(result[name] == .created ? "created" : "exists") (\(count))")
+            }
+            // The audit's internal topics: compacted, as many partitions as the pixel events topic has.
+            let internalTopics = [InternalTopics.pixelAuditState(group: pixelAuditGroup),
+                                  InternalTopics.pixelAuditShares(group: pixelAuditGroup)]
+            let inputPartitions: Int32
+            let created: [String: KafkaAdmin.TopicCreation]
+            do {
+                inputPartitions = Int32(try await admin.partitions(of: topics.pixelEvents).count)
+                created = try await admin.createTopics(internalTopics, partitions: inputPartitions,
+                                                       replicationFactor: replicationFactor,
+                                                       settings: InternalTopics.settings)
+            } catch {
+                throw CLIError("cannot create the internal topics at \(config.kafka.bootstrapServers): \(error)")
+            }
+            for name in internalTopics {
+                let count = (try? await admin.partitions(of: name).count) ?? 0
+                let mismatch = count != Int(inputPartitions) ? "; \(topics.pixelEvents) has \(inputPartitions): recreate it" : ""
+                print("\(name): \(created[name] == .created ? "created" : "exists") (\(count) partitions\(mismatch))")
             }
         }
     }

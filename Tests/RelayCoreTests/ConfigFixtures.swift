@@ -10,7 +10,7 @@ let specExampleYAML = #"""
       cors_origins: []
       redirect_key_env: RELAY_REDIRECT_KEY   # signs /px redirect targets
       snapshot_dir: ./state/edge
-    pixel_audit: {audit_window: 10m, grace: 1m, state_dir: ./state/pixel-audit}
+    pixel_audit: {audit_window: 10m, grace: 1m}
     destinations:
       - id: 5001
         name: acme-dsp

@@ -66,6 +66,7 @@ struct ConfigValidationTests {
                 "edge.port: unknown key",
                 "pixel_audit.audit_window: must be longer than 0",
                 "pixel_audit.grace: \"10\" has no unit (ms, s, m, h, d)",
+                "pixel_audit.state_dir: unknown key",  // the state is in Kafka now
                 "pixel_audit.extra: unknown key",
             ])
     }

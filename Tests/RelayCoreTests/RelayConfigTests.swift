@@ -24,7 +24,6 @@ struct RelayConfigExampleTests {
         #expect(config.edge.snapshotDir == "./state/edge")
         #expect(config.pixelAudit.auditWindow == .minutes(10))
         #expect(config.pixelAudit.grace == .minutes(1))
-        #expect(config.pixelAudit.stateDir == "./state/pixel-audit")
         #expect(config.destinations.map(\.id) == [5001, 6001, 7001, 8001])
         #expect(config.destinations.map(\.kind.name) == ["realtime", "batch", "url", "cookie"])
     }

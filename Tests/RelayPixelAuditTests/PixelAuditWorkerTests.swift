@@ -6,14 +6,14 @@ import RelayCore
 import Testing
 @testable import RelayPixelAudit
 
-/// A pixel-audit deployment on the real broker: fresh topics, a state directory, and `relay-pixel-audit` processes.
+/// A pixel-audit deployment on the real broker: fresh topics, a working directory, and `relay-pixel-audit` processes
+/// (their state is in the group's internal topics).
 struct AuditRig {
     static let window: Int64 = 2_000
     let topics: RelayTopics
     let directory: TestDirectory
     let config: URL
     let group: String
-    var stateDir: String { directory.path("state") }
     let thresholds = LossThresholds([7001: 0.20, 7002: 0.10])
 
     init() async throws {
@@ -21,7 +21,7 @@ struct AuditRig {
         directory = try TestDirectory("pixel-audit")
         group = TestBroker.uniqueName("pixel-audit")
         config = try directory.write("relay.yaml", topics.kafkaYAML + """
-            pixel_audit: {audit_window: 2s, grace: 1s, state_dir: \(directory.path("state"))}
+            pixel_audit: {audit_window: 2s, grace: 1s}
             destinations:
               - id: 7001
                 name: px-a
@@ -39,11 +39,11 @@ struct AuditRig {
             """)
     }
 
-    func startWorker() async throws -> (WorkerProcess, Int) {
+    func startWorker(group: String? = nil) async throws -> (WorkerProcess, Int) {
         let port = freePort()
         let worker = try WorkerProcess("relay-pixel-audit",
                                        arguments: ["--config", config.path, "--metrics-port", "\(port)",
-                                                   "--group", group, "--log-level", "info"],
+                                                   "--group", group ?? self.group, "--log-level", "info"],
                                        workingDirectory: directory.url)
         try await worker.waitForHTTP(port: port)
         return (worker, port)
@@ -274,16 +274,17 @@ struct PixelAuditWorkerTests {
         worker.terminate()
         #expect(await worker.waitForExit() == 0)
 
-        // Replay with the state deleted: rebuilt from the whole topic, by event time: the same shares, so the merged
-        // reports are not published again.
-        try FileManager.default.removeItem(atPath: rig.stateDir)
-        try await rig.resetToEarliest()
+        // A new group with no state at all replays the whole topic (its own empty internal topics): the same
+        // shares, so the merged reports it finds already published are not published again.
         let recordsBefore = try await TestBroker.readAll(rig.topics.pixelAudit).count
-        let sharesBefore = try await TestBroker.readAll("\(rig.group).shares").count
-        (worker, port) = try await rig.startWorker()
-        #expect(try await eventually { try await TestBroker.readAll("\(rig.group).shares").count >= sharesBefore + 2 })
-        #expect(try await eventually { try await rig.fullyCommitted() })
-        try await Task.sleep(for: .seconds(2))
+        let fresh = TestBroker.uniqueName("pixel-audit-replay")
+        (worker, port) = try await rig.startWorker(group: fresh)
+        #expect(try await eventually(timeout: .seconds(30)) {
+            try await TestBroker.readAll("\(fresh).shares").compactMap { try? AuditReport.decode($0.value) }
+                .filter { $0.destinationID != 9999 }.count >= 2
+        })
+        #expect(await eventually { await AuditRig.metric(port, "relay_pixel_audit_events_total") == 270 })
+        try await Task.sleep(for: .seconds(3))
         #expect(try await TestBroker.readAll(rig.topics.pixelAudit).count == recordsBefore)
         #expect(try await rig.reports() == before)
         expectCounts(try await rig.report(7001, f0), fired: 100, received: 85, duplicate: 5, alert: false)

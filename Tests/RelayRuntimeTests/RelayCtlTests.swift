@@ -49,7 +49,7 @@ struct RelayCtlTests {
         #expect(missing.stderr.contains("nope.yaml"))
     }
 
-    @Test("topics create makes the four topics once; produce --sample and --file; lag; dead-letter list")
+    @Test("topics create makes the four topics and the audit's internal ones once; produce --sample and --file; lag; dead-letter list")
     func topicsProduceLag() async throws {
         let dir = try TestDirectory("ctl")
         let prefix = TestBroker.uniqueName("ctl")
@@ -59,11 +59,15 @@ struct RelayCtlTests {
               topics: {qualifications: \(prefix).q, pixel_events: \(prefix).pe, pixel_audit: \(prefix).pa, dead_letter: \(prefix).dl}
             destinations: []
             """)
-        let created = try await run(["topics", "create", "--partitions", "3"], in: dir)
+        // The four topics of SPEC §1 and the audit group's two internal topics, with the pixel events' partitions.
+        let group = ["--pixel-audit-group", "\(prefix)-audit"]
+        let created = try await run(["topics", "create", "--partitions", "3"] + group, in: dir)
         #expect(created.status == 0, "\(created.stderr)")
-        #expect(created.stdout.components(separatedBy: "created").count - 1 == 4, "\(created.stdout)")
-        let again = try await run(["topics", "create", "--partitions", "5"], in: dir)
-        #expect(again.stdout.components(separatedBy: "exists (3 partitions)").count - 1 == 4, "\(again.stdout)")
+        #expect(created.stdout.components(separatedBy: "created").count - 1 == 6, "\(created.stdout)")
+        #expect(created.stdout.contains("\(prefix)-audit.state: created (3 partitions)"), "\(created.stdout)")
+        #expect(created.stdout.contains("\(prefix)-audit.shares: created (3 partitions)"), "\(created.stdout)")
+        let again = try await run(["topics", "create", "--partitions", "5"] + group, in: dir)
+        #expect(again.stdout.components(separatedBy: "exists (3 partitions)").count - 1 == 6, "\(again.stdout)")
 
         let sample = try await run(["produce", "--sample", "250"], in: dir)
         #expect(sample.status == 0, "\(sample.stderr)")
