@@ -39,12 +39,13 @@ struct AuditRig {
             """)
     }
 
-    func startWorker(group: String? = nil) async throws -> (WorkerProcess, Int) {
+    /// A worker of the group (or of `group`), in the rig's directory or in `directory` (an empty one of its own).
+    func startWorker(group: String? = nil, in directory: TestDirectory? = nil) async throws -> (WorkerProcess, Int) {
         let port = freePort()
         let worker = try WorkerProcess("relay-pixel-audit",
                                        arguments: ["--config", config.path, "--metrics-port", "\(port)",
                                                    "--group", group ?? self.group, "--log-level", "info"],
-                                       workingDirectory: directory.url)
+                                       workingDirectory: (directory ?? self.directory).url)
         try await worker.waitForHTTP(port: port)
         return (worker, port)
     }
@@ -343,6 +344,54 @@ struct PixelAuditWorkerTests {
         #expect(ctl.output.contains("9223372036854775807"), "\(ctl.output)")
         worker.terminate()
         #expect(await worker.waitForExit() == 0)
+    }
+
+    /// Two members, each in an empty directory of its own; one is SIGKILLed mid-window and comes back (empty again):
+    /// the other restores its partitions from the changelog, and each destination and window is published exactly
+    /// once, with exact counts.
+    @Test func oneOfTwoMembersKilledMidWindow() async throws {
+        let rig = try await AuditRig()
+        let (a, portA) = try await rig.startWorker(in: try TestDirectory("audit-a"))
+        let (b, portB) = try await rig.startWorker(in: try TestDirectory("audit-b"))
+        defer { Task { await a.stop() } }
+        #expect(await eventually(timeout: .seconds(30)) {
+            a.log.contains("partitions assigned") && b.log.contains("partitions assigned")
+        })
+        try await Task.sleep(for: .seconds(2))
+        let f0 = AuditRig.windowStart(hoursFromNow: 24)  // closed by event time only
+        func destination(_ i: Int) -> Int64 { i % 2 == 0 ? 7001 : 7002 }
+        var first: [PixelEvent] = []
+        for i in 0..<400 { first.append(AuditRig.fired("k\(i)", destination(i), f0 + Int64(i))) }
+        for i in 0..<300 { first.append(AuditRig.received("k\(i)", destination(i), f0 + 500)) }
+        try await rig.produce(first)
+        #expect(await eventually(timeout: .seconds(30)) {
+            let seen = (await AuditRig.metric(portA, "relay_pixel_audit_events_total") ?? 0)
+                + (await AuditRig.metric(portB, "relay_pixel_audit_events_total") ?? 0)
+            return seen >= 700
+        })
+        #expect(try await eventually(timeout: .seconds(30)) { try await rig.fullyCommitted() })
+
+        var second: [PixelEvent] = []
+        for i in 300..<400 where i % 10 < 5 { second.append(AuditRig.received("k\(i)", destination(i), f0 + 600)) }
+        try await rig.produce(second)
+        b.kill()  // whatever it had not written to the changelog is read again by its partitions' next owner
+        #expect(await b.waitForExit() != 0)
+        var third: [PixelEvent] = []
+        for i in 0..<50 { third.append(AuditRig.fired("x\(i)", destination(i), f0 + 700)) }
+        for i in 0..<40 { third.append(AuditRig.received("x\(i)", destination(i), f0 + 800)) }
+        try await rig.produce(third)
+        let (again, _) = try await rig.startWorker(in: try TestDirectory("audit-b2"))
+        defer { Task { await again.stop() } }
+        try await rig.tick(f0 + 10_000)
+
+        #expect(try await eventually(timeout: .seconds(60)) { try await rig.reports().map(\.fired) == [225, 225] })
+        expectCounts(try await rig.report(7001, f0), fired: 225, received: 200, alert: false)
+        expectCounts(try await rig.report(7002, f0), fired: 225, received: 190, alert: true)
+        try await Task.sleep(for: .seconds(3))  // time for a second publication, if there were one
+        let published = try await TestBroker.readAll(rig.topics.pixelAudit).compactMap { try? AuditReport.decode($0.value) }
+            .filter { $0.destinationID != 9999 }
+        #expect(published.count == 2, "\(published.map { "\($0.destinationID): \($0.fired)/\($0.received)" })")
+        #expect(a.log.contains("pixel audit state restored") || again.log.contains("pixel audit state restored"))
     }
 
     /// Two workers in one group share the four partitions; the merged totals are exact.
