@@ -39,18 +39,18 @@ PORT=29103
   2>"$BENCH_DIR/relay-pixel-audit.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; cd "$RELAY_ROOT" && bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
-until [ "$(metric_sum $PORT pixel_audit_events_total)" -gt 0 ]; do sleep 0.02; done
+until [ "$(metric_sum $PORT relay_pixel_audit_events_total)" -gt 0 ]; do sleep 0.02; done
 START=$(now_ms)
-until [ "$(metric_sum $PORT pixel_audit_events_total)" -ge "$EVENTS" ]; do sleep 0.05; done
+until [ "$(metric_sum $PORT relay_pixel_audit_events_total)" -ge "$EVENTS" ]; do sleep 0.05; done
 JOINED=$(now_ms)
-PIXELS=$(metric_sum $PORT pixel_audit_tracked_pixels)
+PIXELS=$(metric_sum $PORT relay_pixel_audit_tracked_pixels)
 until [ "$(metric_sum $PORT relay_committed_offset)" -ge "$EVENTS" ]; do sleep 0.05; done
 END=$(now_ms)
 RSS=$(peak_rss_kb $PID)
 CPU=$(awk '{print ($14+$15)/100}' /proc/$PID/stat)
-STATE_RECORDS=$(metric_sum $PORT pixel_audit_state_records_total)
+STATE_RECORDS=$(metric_sum $PORT relay_pixel_audit_state_records_total)
 echo "bench: waiting for the idle partitions' windows to close (grace 10 s)"
-until [ "$(metric_sum $PORT pixel_audit_open_windows)" -eq 0 ]; do sleep 0.5; done
+until [ "$(metric_sum $PORT relay_pixel_audit_open_windows)" -eq 0 ]; do sleep 0.5; done
 sleep 2
 kill -TERM $PID; wait $PID || true
 

@@ -1,7 +1,18 @@
 import Foundation
+import Synchronization
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+
+/// Every process the tests started and that may still run: killed when the test process exits, so that a test's
+/// `defer { Task { await worker.stop() } }` that never got to run leaves nothing behind to load later tests (or
+/// the machine).
+private let startedProcesses = Mutex<Set<Int32>>([])
+private let killStartedProcessesAtExit: Void = {
+    atexit {
+        for pid in startedProcesses.withLock({ $0 }) { kill(pid, SIGKILL) }
+    }
+}()
 
 /// One of the project's executables, started the way a user starts it, with its stderr (JSON logs) kept in a file.
 public final class WorkerProcess: @unchecked Sendable {
@@ -38,7 +49,15 @@ public final class WorkerProcess: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: stdoutFile.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: logFile)
         process.standardOutput = try FileHandle(forWritingTo: stdoutFile)
+        _ = killStartedProcessesAtExit
+        process.terminationHandler = { p in startedProcesses.withLock { _ = $0.remove(p.processIdentifier) } }
         try process.run()
+        let pid = process.processIdentifier
+        if process.isRunning { startedProcesses.withLock { _ = $0.insert(pid) } }
+    }
+
+    deinit {
+        if process.isRunning { kill() }
     }
 
     public var isRunning: Bool { process.isRunning }
