@@ -155,7 +155,6 @@ let package = Package(
                 "RelayRuntime",
                 "RelayRealtime",
                 "RelayBatch",
-                "RelayPixelAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -148,14 +148,13 @@ final class ReportMerger: Sendable {
     /// Reads the output topic to its end into the book's "published" side.
     private func catchUp() async -> Bool {
         do {
-            let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: context.logger)
-            let records = try await admin.readAll(auditTopic, timeout: .seconds(60))
-            book.withLock { book in
-                for record in records {
-                    guard let report = try? AuditReport.decode(record.value), report.partition == nil else { continue }
-                    book.notePublished(report)
-                }
-            }
+            var published: [AuditReport] = []
+            let (_, complete) = try await AuditTopicReader.read(
+                topic: auditTopic, client: context.kafkaClient, logger: context.logger, timeout: .seconds(60)
+            ) { if $0.partition == nil { published.append($0) } }
+            // A partial read could publish again what is there: try again rather than guess.
+            guard complete else { throw KafkaError(code: -185, message: "timed out", operation: "read \(auditTopic)") }
+            book.withLock { book in for report in published { book.notePublished(report) } }
             needsCatchUp.store(false, ordering: .relaxed)
             return true
         } catch {

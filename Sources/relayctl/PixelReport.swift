@@ -2,11 +2,10 @@ import ArgumentParser
 import Foundation
 import RelayCore
 import RelayEncoding
-import RelayPixelAudit
 import RelayRuntime
 
 /// `relayctl pixel report`: the pixel audit's recent windows per destination, read from `aam.pixel-audit` (the
-/// latest report of each destination and window, merged over the source partitions).
+/// latest report of each destination and window; a correction replaces the earlier one).
 struct PixelReport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pixel",

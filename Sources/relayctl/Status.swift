@@ -4,7 +4,6 @@ import RelayCore
 import RelayEncoding
 import RelayBatch
 import RelayKafka
-import RelayPixelAudit
 import RelayRuntime
 
 #if canImport(FoundationNetworking)

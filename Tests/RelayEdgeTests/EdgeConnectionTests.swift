@@ -97,7 +97,8 @@ struct EdgeConnectionTests {
         var extra = HeldConnections()
         defer { extra.closeAll() }
         try extra.open(300, port: edge.port)
-        let refused = extra.closedByServer(wait: .seconds(5))  // far below idle_timeout
+        // Well below idle_timeout; a fully loaded machine may take seconds to accept them.
+        let refused = extra.closedByServer(wait: .seconds(20))
         #expect((150...250).contains(refused), "refused \(refused) of 300 over the limit")
 
         // None of the held connections completed a request: all are closed once idle_timeout has passed.
