@@ -401,7 +401,16 @@ public struct JSONScanner {
 
     /// Whether a string token decodes to exactly `literal` (an ASCII key name).
     public func equals(_ raw: RawString, _ literal: StaticString) -> Bool {
-        withContent(raw) { content in
+        // Decoders try several key names in turn: without escapes, the token's length rules most of them out.
+        if !raw.hasEscapes {
+            let count = literal.utf8CodeUnitCount
+            guard raw.end - raw.start == count else { return false }
+            for index in 0..<count where bytes[raw.start + index] != literal.utf8Start[index] {
+                return false
+            }
+            return true
+        }
+        return withContent(raw) { content in
             guard content.count == literal.utf8CodeUnitCount else { return false }
             for index in 0..<content.count where content[index] != literal.utf8Start[index] {
                 return false
