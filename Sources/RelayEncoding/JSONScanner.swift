@@ -284,7 +284,18 @@ public struct JSONScanner {
         var hasEscapes = false
         var scalars = 0
         while true {
-            guard position < bytes.count else { throw syntaxError("unterminated string", at: quote) }
+            // Fast path: a run of printable ASCII other than '"' and '\\', which is all that ids and keys hold, read
+            // with local copies of the position and the end so that they stay in registers.
+            var run = position
+            let end = bytes.count
+            while run < end {
+                let byte = bytes[run]
+                guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
+                run += 1
+            }
+            scalars += run - position
+            position = run
+            guard position < end else { throw syntaxError("unterminated string", at: quote) }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
                 position += 1
@@ -295,8 +306,6 @@ public struct JSONScanner {
                 try scanEscape()
             } else if byte < 0x20 {
                 throw syntaxError("control character 0x\(hex(byte)) in a string must be escaped")
-            } else if byte < 0x80 {
-                position += 1
             } else {
                 try scanUTF8Sequence()
             }
@@ -400,6 +409,7 @@ public struct JSONScanner {
     }
 
     /// Whether a string token decodes to exactly `literal` (an ASCII key name).
+    @inlinable  // decoders call it for every key they know: the length test alone settles most calls
     public func equals(_ raw: RawString, _ literal: StaticString) -> Bool {
         // Decoders try several key names in turn: without escapes, the token's length rules most of them out.
         if !raw.hasEscapes {
