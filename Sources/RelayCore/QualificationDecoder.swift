@@ -34,6 +34,14 @@ public enum QualificationDecoder {
         return try result.get()
     }
 
+    /// For a record's value, a view into its batch's bytes.
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(MalformedEvent) -> Qualification {
+        let result = bytes.withUnsafeBytes { buffer in
+            Result { () throws(MalformedEvent) in try decode(buffer) }
+        }
+        return try result.get()
+    }
+
     /// For `Data`, `ByteBuffer` views and anything else that can lend its bytes.
     public static func decode(_ bytes: some ContiguousBytes) throws(MalformedEvent) -> Qualification {
         let result = bytes.withUnsafeBytes { buffer in

@@ -477,6 +477,13 @@ extension JSONScanner {
     public static func scan<R>(_ bytes: [UInt8], _ body: (inout JSONScanner) throws(MalformedInput) -> R)
         throws(MalformedInput) -> R
     {
+        try scan(bytes[...], body)
+    }
+
+    /// For a record's key or value, views into its batch's bytes.
+    public static func scan<R>(_ bytes: ArraySlice<UInt8>, _ body: (inout JSONScanner) throws(MalformedInput) -> R)
+        throws(MalformedInput) -> R
+    {
         let result: Result<R, MalformedInput> = bytes.withUnsafeBytes { buffer in
             var scanner = JSONScanner(buffer)
             do throws(MalformedInput) { return .success(try body(&scanner)) } catch { return .failure(error) }

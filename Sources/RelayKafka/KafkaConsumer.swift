@@ -361,13 +361,33 @@ final class ConsumerContext: @unchecked Sendable {
 
     /// Copies a batch of messages out of librdkafka, destroys them and yields the records.
     func deliver(_ messages: ArraySlice<UnsafeMutablePointer<rd_kafka_message_t>?>) {
+        defer { for case let message? in messages { rd_kafka_message_destroy(message) } }
+        // Every key and value of the batch goes into one buffer, each record's key right before its value.
+        var size = 0
+        for case let message? in messages where message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            size += Self.keyLength(message.pointee) + Self.valueLength(message.pointee)
+        }
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            guard let base = UnsafeMutableRawPointer(buffer.baseAddress) else { return }
+            for case let message? in messages where message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let m = message.pointee
+                if let key = m.key {
+                    (base + count).copyMemory(from: key, byteCount: m.key_len)
+                    count += m.key_len
+                }
+                if let payload = m.payload {
+                    (base + count).copyMemory(from: payload, byteCount: m.len)
+                    count += m.len
+                }
+            }
+        }
         let generations = self.generations.withLock { $0 }
         var records: [KafkaRecord] = []
         records.reserveCapacity(messages.count)
         // Messages come in long runs of one partition: its topic name and generation are looked up once per run.
         var run: (rkt: OpaquePointer, partition: Int32, topic: String, generation: UInt64)?
+        var start = 0
         for case let message? in messages {
-            defer { rd_kafka_message_destroy(message) }
             let m = message.pointee
             guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 let detail = m.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
@@ -378,19 +398,23 @@ final class ConsumerContext: @unchecked Sendable {
                 let topic = topicName(m.rkt)
                 run = (m.rkt, m.partition, topic, generations[TopicPartition(topic, m.partition)] ?? 0)
             }
-            let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-            let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+            let end = start + Self.keyLength(m) + Self.valueLength(m)
             var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let timestamp = rd_kafka_message_timestamp(message, &timestampType)
-            records.append(KafkaRecord(topic: run!.topic, partition: m.partition, offset: m.offset, key: key,
-                                       value: value, timestamp: timestamp,
+            records.append(KafkaRecord(topic: run!.topic, partition: m.partition, offset: m.offset,
+                                       keyLength: m.key == nil ? -1 : Int32(m.key_len), bytes: bytes[start..<end],
+                                       timestamp: timestamp,
                                        headers: readsHeaders ? Self.headers(of: message) : [],
                                        generation: run!.generation))
+            start = end
         }
         guard !records.isEmpty else { return }
         buffered.add(records.count, ordering: .relaxed)
         continuation.yield(records)
     }
+
+    private static func keyLength(_ m: rd_kafka_message_t) -> Int { m.key == nil ? 0 : m.key_len }
+    private static func valueLength(_ m: rd_kafka_message_t) -> Int { m.payload == nil ? 0 : m.len }
 
     private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
         var headers: [KafkaHeader] = []
