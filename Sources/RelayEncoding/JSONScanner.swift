@@ -285,9 +285,13 @@ public struct JSONScanner {
         var scalars = 0
         while true {
             // Fast path: a run of printable ASCII other than '"' and '\\', which is all that ids and keys hold, read
-            // with local copies of the position and the end so that they stay in registers.
+            // with local copies of the position and the end so that they stay in registers, 8 bytes at a time while
+            // no byte of the word needs a closer look.
             var run = position
             let end = bytes.count
+            while end - run >= 8, Self.isPlainASCII(bytes.loadUnaligned(fromByteOffset: run, as: UInt64.self)) {
+                run += 8
+            }
             while run < end {
                 let byte = bytes[run]
                 guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
@@ -311,6 +315,20 @@ public struct JSONScanner {
             }
             scalars += 1
         }
+    }
+
+    /// Whether none of the word's 8 bytes is a control character, non-ASCII, '"' or '\\' (the bit tricks of "Bit
+    /// Twiddling Hacks": a byte's high bit ends up set where it is below the bound or equal to the pattern; they
+    /// never miss one, and a word they flag is simply read byte by byte).
+    @inline(__always)
+    private static func isPlainASCII(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        let quote = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
+        let backslash = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
+        return (word & highs) | control | quote | backslash == 0
     }
 
     /// One escape sequence, a surrogate pair counting as one.
