@@ -34,6 +34,14 @@ public enum QualificationDecoder {
         return try result.get()
     }
 
+    /// For a record's value, a view into its batch's bytes.
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(MalformedEvent) -> Qualification {
+        let result = bytes.withUnsafeBytes { buffer in
+            Result { () throws(MalformedEvent) in try decode(buffer) }
+        }
+        return try result.get()
+    }
+
     /// For `Data`, `ByteBuffer` views and anything else that can lend its bytes.
     public static func decode(_ bytes: some ContiguousBytes) throws(MalformedEvent) -> Qualification {
         let result = bytes.withUnsafeBytes { buffer in
@@ -146,7 +154,6 @@ private struct Decoding {
     }
 
     private mutating func readUUID() throws(MalformedEvent) -> String? {
-        let rule = "uuid: must be 1-\(QualificationDecoder.maxUUIDLength) characters of [0-9A-Za-z_-]"
         guard scanner.next == UInt8(ascii: "\"") else {
             try scanner.skipValue(depth: 2)
             report("uuid: must be a string")
@@ -157,7 +164,7 @@ private struct Decoding {
             (1...QualificationDecoder.maxUUIDLength).contains(content.count) && content.allSatisfy(isUUIDByte)
         }
         guard valid else {
-            report(rule)
+            report("uuid: must be 1-\(QualificationDecoder.maxUUIDLength) characters of [0-9A-Za-z_-]")
             return nil
         }
         return scanner.string(raw)
@@ -197,6 +204,8 @@ private struct Decoding {
             return nil
         }
         var segments: [SegmentState] = []
+        // Events list a handful of segments: one allocation instead of regrowing from 1.
+        segments.reserveCapacity(8)
         var index = 0
         if try scanner.beginArray() {
             repeat {
@@ -271,6 +280,7 @@ private struct Decoding {
             return PartnerIDs()
         }
         var entries: [PartnerIDs.Entry] = []
+        entries.reserveCapacity(4)
         // Past a handful of entries, a set keeps the duplicate check linear.
         var seen: Set<String>?
         if try scanner.beginObject() {

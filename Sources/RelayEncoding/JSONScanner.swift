@@ -284,7 +284,22 @@ public struct JSONScanner {
         var hasEscapes = false
         var scalars = 0
         while true {
-            guard position < bytes.count else { throw syntaxError("unterminated string", at: quote) }
+            // Fast path: a run of printable ASCII other than '"' and '\\', which is all that ids and keys hold, read
+            // with local copies of the position and the end so that they stay in registers, 8 bytes at a time while
+            // no byte of the word needs a closer look.
+            var run = position
+            let end = bytes.count
+            while end - run >= 8, Self.isPlainASCII(bytes.loadUnaligned(fromByteOffset: run, as: UInt64.self)) {
+                run += 8
+            }
+            while run < end {
+                let byte = bytes[run]
+                guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
+                run += 1
+            }
+            scalars += run - position
+            position = run
+            guard position < end else { throw syntaxError("unterminated string", at: quote) }
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
                 position += 1
@@ -295,13 +310,25 @@ public struct JSONScanner {
                 try scanEscape()
             } else if byte < 0x20 {
                 throw syntaxError("control character 0x\(hex(byte)) in a string must be escaped")
-            } else if byte < 0x80 {
-                position += 1
             } else {
                 try scanUTF8Sequence()
             }
             scalars += 1
         }
+    }
+
+    /// Whether none of the word's 8 bytes is a control character, non-ASCII, '"' or '\\' (the bit tricks of "Bit
+    /// Twiddling Hacks": a byte's high bit ends up set where it is below the bound or equal to the pattern; they
+    /// never miss one, and a word they flag is simply read byte by byte).
+    @inline(__always)
+    private static func isPlainASCII(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func hasZeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let control = (word &- ones &* 0x20) & ~word & highs
+        let quote = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\""))))
+        let backslash = hasZeroByte(word ^ (ones &* UInt64(UInt8(ascii: "\\"))))
+        return (word & highs) | control | quote | backslash == 0
     }
 
     /// One escape sequence, a surrogate pair counting as one.
@@ -400,8 +427,18 @@ public struct JSONScanner {
     }
 
     /// Whether a string token decodes to exactly `literal` (an ASCII key name).
+    @inlinable  // decoders call it for every key they know: the length test alone settles most calls
     public func equals(_ raw: RawString, _ literal: StaticString) -> Bool {
-        withContent(raw) { content in
+        // Decoders try several key names in turn: without escapes, the token's length rules most of them out.
+        if !raw.hasEscapes {
+            let count = literal.utf8CodeUnitCount
+            guard raw.end - raw.start == count else { return false }
+            for index in 0..<count where bytes[raw.start + index] != literal.utf8Start[index] {
+                return false
+            }
+            return true
+        }
+        return withContent(raw) { content in
             guard content.count == literal.utf8CodeUnitCount else { return false }
             for index in 0..<content.count where content[index] != literal.utf8Start[index] {
                 return false
@@ -456,6 +493,13 @@ public struct JSONScanner {
 extension JSONScanner {
     /// Runs `body` with a scanner over `bytes` (the record stays where it is; nothing is copied).
     public static func scan<R>(_ bytes: [UInt8], _ body: (inout JSONScanner) throws(MalformedInput) -> R)
+        throws(MalformedInput) -> R
+    {
+        try scan(bytes[...], body)
+    }
+
+    /// For a record's key or value, views into its batch's bytes.
+    public static func scan<R>(_ bytes: ArraySlice<UInt8>, _ body: (inout JSONScanner) throws(MalformedInput) -> R)
         throws(MalformedInput) -> R
     {
         let result: Result<R, MalformedInput> = bytes.withUnsafeBytes { buffer in

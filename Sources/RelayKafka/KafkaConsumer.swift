@@ -27,12 +27,18 @@ public struct ConsumerConfiguration: Sendable {
     public var maxBufferedRecords: Int
     /// Records taken from librdkafka in one call (and handed over as one batch).
     public var batchSize: Int
+    /// Whether records carry their headers. librdkafka parses a record's headers on request, even when there are
+    /// none, at a cost close to that of copying a small record: readers that never look at them turn this off, and
+    /// their records have `headers` empty.
+    public var readsHeaders: Bool
 
-    public init(client: KafkaClientConfiguration, mode: Mode, maxBufferedRecords: Int = 50_000, batchSize: Int = 2_000) {
+    public init(client: KafkaClientConfiguration, mode: Mode, maxBufferedRecords: Int = 50_000, batchSize: Int = 2_000,
+                readsHeaders: Bool = true) {
         self.client = client
         self.mode = mode
         self.maxBufferedRecords = maxBufferedRecords
         self.batchSize = batchSize
+        self.readsHeaders = readsHeaders
     }
 }
 
@@ -67,7 +73,7 @@ public final class KafkaConsumer: Sendable {
             overrides: overrides, operation: "consumer")
         let (stream, continuation) = AsyncStream.makeStream(of: [KafkaRecord].self)
         self.stream = stream
-        context = ConsumerContext(continuation: continuation, logger: logger)
+        context = ConsumerContext(continuation: continuation, readsHeaders: configuration.readsHeaders, logger: logger)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(context).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, opaque in
             guard let rk, let partitions, let opaque else { return }
@@ -309,10 +315,12 @@ final class ConsumerContext: @unchecked Sendable {
     private let nextGeneration = Atomic<UInt64>(1)
     var queue: OpaquePointer?
     private var topicNames: [OpaquePointer: String] = [:]
+    private let readsHeaders: Bool
     private let logger: Logger
 
-    init(continuation: AsyncStream<[KafkaRecord]>.Continuation, logger: Logger) {
+    init(continuation: AsyncStream<[KafkaRecord]>.Continuation, readsHeaders: Bool, logger: Logger) {
         self.continuation = continuation
+        self.readsHeaders = readsHeaders
         self.logger = logger
     }
 
@@ -353,43 +361,75 @@ final class ConsumerContext: @unchecked Sendable {
 
     /// Copies a batch of messages out of librdkafka, destroys them and yields the records.
     func deliver(_ messages: ArraySlice<UnsafeMutablePointer<rd_kafka_message_t>?>) {
+        defer { for case let message? in messages { rd_kafka_message_destroy(message) } }
+        // Every key and value of the batch goes into one buffer, each record's key right before its value.
+        var size = 0
+        for case let message? in messages where message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            size += Self.keyLength(message.pointee) + Self.valueLength(message.pointee)
+        }
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            guard let base = UnsafeMutableRawPointer(buffer.baseAddress) else { return }
+            for case let message? in messages where message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let m = message.pointee
+                if let key = m.key {
+                    (base + count).copyMemory(from: key, byteCount: m.key_len)
+                    count += m.key_len
+                }
+                if let payload = m.payload {
+                    (base + count).copyMemory(from: payload, byteCount: m.len)
+                    count += m.len
+                }
+            }
+        }
         let generations = self.generations.withLock { $0 }
         var records: [KafkaRecord] = []
         records.reserveCapacity(messages.count)
+        // Messages come in long runs of one partition: its topic name and generation are looked up once per run.
+        var run: (rkt: OpaquePointer, partition: Int32, topic: String, generation: UInt64)?
+        var start = 0
         for case let message? in messages {
-            defer { rd_kafka_message_destroy(message) }
             let m = message.pointee
             guard m.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 let detail = m.payload.map { String(cString: $0.assumingMemoryBound(to: CChar.self)) }
                 logger.warning("consumer error", metadata: ["error": "\(KafkaError(m.err, operation: "consume", detail: detail))"])
                 continue
             }
-            let topic = topicName(m.rkt)
-            let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-            let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+            if run?.rkt != m.rkt || run?.partition != m.partition {
+                let topic = topicName(m.rkt)
+                run = (m.rkt, m.partition, topic, generations[TopicPartition(topic, m.partition)] ?? 0)
+            }
+            let end = start + Self.keyLength(m) + Self.valueLength(m)
             var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
             let timestamp = rd_kafka_message_timestamp(message, &timestampType)
-            var headers: [KafkaHeader] = []
-            var hdrs: OpaquePointer?
-            if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
-                var index = 0
-                var name: UnsafePointer<CChar>?
-                var valuePtr: UnsafeRawPointer?
-                var size = 0
-                while rd_kafka_header_get_all(hdrs, index, &name, &valuePtr, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let bytes = valuePtr.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-                    headers.append(KafkaHeader(String(cString: name!), bytes))
-                    index += 1
-                }
-            }
-            let tp = TopicPartition(topic, m.partition)
-            records.append(KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key,
-                                       value: value, timestamp: timestamp, headers: headers,
-                                       generation: generations[tp] ?? 0))
+            records.append(KafkaRecord(topic: run!.topic, partition: m.partition, offset: m.offset,
+                                       keyLength: m.key == nil ? -1 : Int32(m.key_len), bytes: bytes[start..<end],
+                                       timestamp: timestamp,
+                                       headers: readsHeaders ? Self.headers(of: message) : [],
+                                       generation: run!.generation))
+            start = end
         }
         guard !records.isEmpty else { return }
         buffered.add(records.count, ordering: .relaxed)
         continuation.yield(records)
+    }
+
+    private static func keyLength(_ m: rd_kafka_message_t) -> Int { m.key == nil ? 0 : m.key_len }
+    private static func valueLength(_ m: rd_kafka_message_t) -> Int { m.payload == nil ? 0 : m.len }
+
+    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var index = 0
+        var name: UnsafePointer<CChar>?
+        var valuePtr: UnsafeRawPointer?
+        var size = 0
+        while rd_kafka_header_get_all(hdrs, index, &name, &valuePtr, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+            let bytes = valuePtr.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+            headers.append(KafkaHeader(String(cString: name!), bytes))
+            index += 1
+        }
+        return headers
     }
 
     private func topicName(_ rkt: OpaquePointer) -> String {

@@ -31,13 +31,20 @@ public struct KafkaHeader: Sendable, Equatable {
     public var stringValue: String { String(decoding: value, as: UTF8.self) }
 }
 
-/// One record read from a topic, copied out of librdkafka's buffers.
+/// One record read from a topic.
+///
+/// Its key and value are views into bytes that the records of one batch share: the consumer copies a whole batch out
+/// of librdkafka into one buffer, one allocation per batch rather than two per record (allocating and freeing them
+/// was a large share of the consume loop). A record kept after its batch keeps that buffer alive; keep
+/// `Array(record.value)` instead when holding many values from many batches for long.
 public struct KafkaRecord: Sendable {
     public let topic: String
     public let partition: Int32
+    /// The length of the key at the start of `bytes`; -1 when the record has no key.
+    private let keyLength: Int32
     public let offset: Int64
-    public let key: [UInt8]?
-    public let value: [UInt8]
+    /// The key (if any) followed by the value.
+    private let bytes: ArraySlice<UInt8>
     /// The record's Kafka timestamp (CreateTime unless the topic says otherwise), ms since the epoch.
     public let timestamp: Int64
     public let headers: [KafkaHeader]
@@ -47,15 +54,26 @@ public struct KafkaRecord: Sendable {
 
     public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], timestamp: Int64,
                 headers: [KafkaHeader], generation: UInt64 = 0) {
+        self.init(topic: topic, partition: partition, offset: offset,
+                  keyLength: key.map { Int32($0.count) } ?? -1, bytes: ArraySlice((key ?? []) + value),
+                  timestamp: timestamp, headers: headers, generation: generation)
+    }
+
+    /// `bytes` holds the key (`keyLength` bytes, -1 for none) followed by the value.
+    init(topic: String, partition: Int32, offset: Int64, keyLength: Int32, bytes: ArraySlice<UInt8>,
+         timestamp: Int64, headers: [KafkaHeader], generation: UInt64) {
         self.topic = topic
         self.partition = partition
+        self.keyLength = keyLength
         self.offset = offset
-        self.key = key
-        self.value = value
+        self.bytes = bytes
         self.timestamp = timestamp
         self.headers = headers
         self.generation = generation
     }
+
+    public var key: ArraySlice<UInt8>? { keyLength < 0 ? nil : bytes.prefix(Int(keyLength)) }
+    public var value: ArraySlice<UInt8> { bytes.dropFirst(max(0, Int(keyLength))) }
 
     public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
     public var source: String { "\(topic)/\(partition)/\(offset)" }

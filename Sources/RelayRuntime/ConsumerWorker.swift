@@ -62,8 +62,9 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
         let logger = context.logger
         let offsets = context.offsets
         let consumer = try KafkaConsumer(
+            // No worker reads the headers of its input records (see `RecordHandler`): skipping them saves a parse.
             configuration: ConsumerConfiguration(client: context.kafkaClient,
-                                                 mode: .subscribe(group: group, topics: topics)),
+                                                 mode: .subscribe(group: group, topics: topics), readsHeaders: false),
             logger: logger)
         let handler = self.handler
         let readiness = context.readiness

@@ -93,7 +93,7 @@ public struct DeadLetter: Sendable, Equatable {
         else { return nil }
         let known = Set([Header.error, Header.errorClass, Header.source, Header.worker, Header.destination,
                          Header.attempts, Header.failedAt])
-        self.init(key: record.key, value: record.value, error: error, errorClass: errorClass,
+        self.init(key: record.key.map(Array.init), value: Array(record.value), error: error, errorClass: errorClass,
                   source: record.header(Header.source)?.stringValue ?? "",
                   worker: record.header(Header.worker)?.stringValue ?? "",
                   destination: record.header(Header.destination).flatMap { Int($0.stringValue) },
@@ -124,8 +124,8 @@ public struct DeadLetterWriter: Sendable {
 
     /// Keeps a record that failed validation, with the reason, as `malformed`.
     public func malformed(_ record: KafkaRecord, reason: String) async throws(KafkaError) {
-        try await write(DeadLetter(key: record.key, value: record.value, error: reason, errorClass: .malformed,
-                                   source: record.source, worker: worker))
+        try await write(DeadLetter(key: record.key.map(Array.init), value: Array(record.value), error: reason,
+                                   errorClass: .malformed, source: record.source, worker: worker))
     }
 
     /// Writes `letter`, retrying with back-off while the failure may pass (broker down, time-outs), so that the
@@ -166,8 +166,8 @@ public struct DeadLetterWriter: Sendable {
     /// Keeps a record that failed validation, with its reason, as `malformed` (see ``keep(_:logger:backoff:)``).
     @discardableResult
     public func keepMalformed(_ record: KafkaRecord, reason: String, logger: Logger) async -> Bool {
-        let letter = DeadLetter(key: record.key, value: record.value, error: reason, errorClass: .malformed,
-                                source: record.source, worker: worker)
+        let letter = DeadLetter(key: record.key.map(Array.init), value: Array(record.value), error: reason,
+                                errorClass: .malformed, source: record.source, worker: worker)
         let kept = await keep(letter, logger: logger)
         if kept {
             logger.warning("malformed record dead-lettered",

@@ -2,7 +2,8 @@ import RelayKafka
 
 /// What a worker does with the records of its assigned partitions. The runtime calls `handle` with every batch in
 /// read order; the handler marks each record final through `WorkerContext.offsets` when its work is done (now or
-/// later), and the runtime commits up to the oldest record that is not final.
+/// later), and the runtime commits up to the oldest record that is not final. Records arrive without their Kafka
+/// headers (`headers` is empty): no worker reads them, and parsing them would cost every record.
 public protocol RecordHandler: Sendable {
     /// Background work of the handler (flush timers, cut schedules). Cancelled after `drain` at shutdown.
     func run() async throws

@@ -214,7 +214,7 @@ enum LetterPrinter {
         var lines = ["\(record.source)  written \(Timestamps.iso8601(milliseconds: record.timestamp))",
                      "key: \(key(record))"]
         for header in record.headers { lines.append("\(header.key): \(LetterBody.text(header.value))") }
-        let (bytes, gzip) = LetterBody.decoded(record.value)
+        let (bytes, gzip) = LetterBody.decoded(Array(record.value))
         lines.append("body (\(record.value.count) bytes\(gzip ? ", gzip: \(bytes.count) bytes decoded" : "")):")
         lines.append(LetterBody.text(bytes))
         return lines.joined(separator: "\n")
@@ -258,8 +258,8 @@ enum LetterPrinter {
             JSONWriter.appendString(LetterBody.text(header.value), to: &out)
         }
         out.append(UInt8(ascii: "}"))
-        field("key", record.key.map { LetterBody.text($0) })
-        let (bytes, gzip) = LetterBody.decoded(record.value)
+        field("key", record.key.map { LetterBody.text(Array($0)) })
+        let (bytes, gzip) = LetterBody.decoded(Array(record.value))
         name("body_gzip")
         out += Array((gzip ? "true" : "false").utf8)
         number("body_bytes", Int64(bytes.count))
@@ -269,11 +269,11 @@ enum LetterPrinter {
     }
 
     private static func key(_ record: KafkaRecord) -> String {
-        record.key.map { LetterBody.text($0) } ?? "-"
+        record.key.map { LetterBody.text(Array($0)) } ?? "-"
     }
 
     private static func body(_ record: KafkaRecord, limit: Int?) -> String {
-        let (bytes, gzip) = LetterBody.decoded(record.value)
+        let (bytes, gzip) = LetterBody.decoded(Array(record.value))
         let shown = LetterBody.text(bytes, limit: limit)
         return gzip ? "(gzip, \(bytes.count) bytes) \(shown)" : shown
     }

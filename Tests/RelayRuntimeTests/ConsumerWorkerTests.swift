@@ -138,7 +138,7 @@ struct ConsumerWorkerTests {
         })
         let byKey = Dictionary(uniqueKeysWithValues: letters.map { (String(decoding: $0.key ?? [], as: UTF8.self), $0) })
         let bad = try #require(byKey["k1"])
-        #expect(bad.value == Array("{not json".utf8), "original bytes kept")
+        #expect(Array(bad.value) == Array("{not json".utf8), "original bytes kept")
         #expect(bad.header("relay.error.class")?.stringValue == "malformed")
         #expect(bad.header("relay.error")?.stringValue.contains("JSON") == true)
         #expect(bad.header("relay.source")?.stringValue.hasPrefix("\(setup.topics.qualifications)/") == true)

@@ -83,6 +83,11 @@ public struct AuditReport: Sendable, Hashable {
     /// Reads a record of `aam.pixel-audit` as contract, not as trusted: strict JSON, every count present, an integer
     /// and not negative, `received` and `lost` within `fired` as the audit writes them, `loss_rate` within 0...1.
     public static func decode(_ bytes: [UInt8]) throws(MalformedInput) -> AuditReport {
+        try decode(bytes[...])
+    }
+
+    /// For a record's value, a view into its batch's bytes.
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(MalformedInput) -> AuditReport {
         try JSONScanner.scan(bytes) { scanner throws(MalformedInput) in
             var counts: [String: Int64] = [:]
             var partition: Int32?

@@ -116,6 +116,11 @@ public struct PixelSighting: Sendable, Hashable {
     }
 
     public static func decode(_ bytes: [UInt8]) throws(MalformedPixelEvent) -> PixelSighting {
+        try decode(bytes[...])
+    }
+
+    /// For a record's value, a view into its batch's bytes.
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(MalformedPixelEvent) -> PixelSighting {
         try JSONScanner.scan(bytes) { scanner throws(MalformedInput) in
             var decoding = PixelEventDecoding(scanner, materialize: false)
             let fields = try decoding.run()
