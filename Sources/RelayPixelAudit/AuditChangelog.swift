@@ -120,7 +120,7 @@ public enum AuditChangelog {
 
         mutating func take(_ record: KafkaRecord) {
             do throws(MalformedInput) {
-                try apply(key: record.key ?? [], value: record.value)
+                try apply(key: Array(record.key ?? []), value: Array(record.value))
             } catch {
                 malformed.append("\(record.source): \(error.reason)")
             }

@@ -38,7 +38,7 @@ public enum AuditShares {
             return .share(report)
         }
         if key.hasPrefix(progressPrefix) {
-            let progress = try ShareProgress.decode(record.value)
+            let progress = try ShareProgress.decode(Array(record.value))
             guard key == String(decoding: progressKey(partition: progress.partition), as: UTF8.self) else {
                 throw MalformedInput("audit progress: key \(key) does not match its partition")
             }

@@ -169,8 +169,8 @@ import Testing
 
         func compacted() -> [KafkaRecord] {
             var last: [[UInt8]: Int] = [:]
-            for (i, r) in records.enumerated() { last[r.key ?? []] = i }
-            return records.enumerated().filter { last[$0.element.key ?? []] == $0.offset }.map(\.element)
+            for (i, r) in records.enumerated() { last[Array(r.key ?? [])] = i }
+            return records.enumerated().filter { last[Array($0.element.key ?? [])] == $0.offset }.map(\.element)
         }
 
         func restore(_ records: [KafkaRecord]) -> AuditChangelog.Restore {
