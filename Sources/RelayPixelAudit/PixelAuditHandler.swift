@@ -444,35 +444,10 @@ public final class PixelAuditHandler: RecordHandler {
     /// Follows `aam.pixel-audit` from the beginning into the report book (what `/report` serves and the loss-rate
     /// gauges show): every worker sees every destination, whichever partitions it owns.
     func followReports() async {
-        let topic = auditTopic
-        let client = context.kafkaClient
-        let logger = context.logger
-        while !Task.isCancelled {
-            do {
-                let partitions = try await KafkaAdmin(configuration: client, logger: logger).topicPartitions(topic)
-                let consumer = try KafkaConsumer(
-                    configuration: ConsumerConfiguration(
-                        client: client,
-                        mode: .assign(Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaConsumer.offsetBeginning) }),
-                                      group: nil),
-                        maxBufferedRecords: 10_000, batchSize: 500),
-                    logger: logger)
-                try consumer.start()
-                await withTaskCancellationHandler {
-                    for await batch in consumer.batches() {
-                        for record in batch {
-                            guard let report = try? AuditReport.decode(record.value) else { continue }
-                            take(report)
-                        }
-                    }
-                } onCancel: {
-                    Task { await consumer.stopFetching() }
-                }
-                await consumer.close()
-            } catch {
-                logger.warning("cannot follow the audit topic yet, retrying",
-                               metadata: ["topic": "\(topic)", "error": "\(error)"])
-                try? await Task.sleep(for: .seconds(2))
+        await TopicFollower.follow(auditTopic, client: context.kafkaClient, logger: context.logger) { batch in
+            for record in batch {
+                guard let report = try? AuditReport.decode(record.value) else { continue }  // never trusted
+                take(report)
             }
         }
     }

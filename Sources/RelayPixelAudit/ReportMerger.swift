@@ -81,44 +81,19 @@ final class ReportMerger: Sendable {
 
     private func followShares() async {
         let logger = context.logger
-        while !Task.isCancelled {
-            do {
-                let partitions = try await KafkaAdmin(configuration: context.kafkaClient, logger: logger)
-                    .topicPartitions(sharesTopic)
-                let consumer = try KafkaConsumer(
-                    configuration: ConsumerConfiguration(
-                        client: context.kafkaClient,
-                        mode: .assign(Dictionary(uniqueKeysWithValues: partitions.map {
-                            ($0, KafkaConsumer.offsetBeginning)
-                        }), group: nil),
-                        maxBufferedRecords: 10_000, batchSize: 500),
-                    logger: logger)
-                try consumer.start()
-                await withTaskCancellationHandler {
-                    for await batch in consumer.batches() {
-                        var records: [AuditShares.Record] = []
-                        for record in batch {
-                            do throws(MalformedInput) {
-                                records.append(try AuditShares.decode(record))
-                            } catch {
-                                // Never trusted; the publishing member keeps it for inspection.
-                                if leading.load(ordering: .relaxed) {
-                                    _ = await context.deadLetters.keepMalformed(record, reason: error.reason,
-                                                                                logger: logger)
-                                }
-                            }
-                        }
-                        book.withLock { book in for r in records { book.take(r) } }
+        await TopicFollower.follow(sharesTopic, client: context.kafkaClient, logger: logger) { batch in
+            var records: [AuditShares.Record] = []
+            for record in batch {
+                do throws(MalformedInput) {
+                    records.append(try AuditShares.decode(record))
+                } catch {
+                    // Never trusted; the publishing member keeps it for inspection.
+                    if leading.load(ordering: .relaxed) {
+                        _ = await context.deadLetters.keepMalformed(record, reason: error.reason, logger: logger)
                     }
-                } onCancel: {
-                    Task { await consumer.stopFetching() }
                 }
-                await consumer.close()
-            } catch {
-                logger.warning("cannot follow the audit shares yet, retrying",
-                               metadata: ["topic": "\(sharesTopic)", "error": "\(error)"])
-                try? await Task.sleep(for: .seconds(2))
             }
+            book.withLock { book in for r in records { book.take(r) } }
         }
     }
 
