@@ -112,18 +112,7 @@ public struct JSONScanner {
 
     /// After a member's value: consumes `,` (returns `true`) or `}` (returns `false`).
     public mutating func nextMember() throws(MalformedInput) -> Bool {
-        skipWhitespace()
-        switch next {
-        case UInt8(ascii: ","):
-            position += 1
-            skipWhitespace()
-            return true
-        case UInt8(ascii: "}"):
-            position += 1
-            return false
-        default:
-            throw unexpected(expecting: "',' or '}'")
-        }
+        try separatorOrEnd(UInt8(ascii: "}"), expecting: "',' or '}'")
     }
 
     /// Consumes `[`; returns `false` (having consumed `]`) for an empty array.
@@ -140,18 +129,20 @@ public struct JSONScanner {
 
     /// After an element: consumes `,` (returns `true`) or `]` (returns `false`).
     public mutating func nextElement() throws(MalformedInput) -> Bool {
+        try separatorOrEnd(UInt8(ascii: "]"), expecting: "',' or ']'")
+    }
+
+    /// Consumes `,` (returns `true`, and the whitespace after it) or `end` (returns `false`).
+    private mutating func separatorOrEnd(_ end: UInt8, expecting: String) throws(MalformedInput) -> Bool {
         skipWhitespace()
-        switch next {
-        case UInt8(ascii: ","):
+        if next == UInt8(ascii: ",") {
             position += 1
             skipWhitespace()
             return true
-        case UInt8(ascii: "]"):
-            position += 1
-            return false
-        default:
-            throw unexpected(expecting: "',' or ']'")
         }
+        guard next == end else { throw unexpected(expecting: expecting) }
+        position += 1
+        return false
     }
 
     /// Consumes any value, checking its grammar; `depth` is the nesting level of the value itself.
