@@ -25,6 +25,11 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable {
     }
 
     /// A local usage error that did not come from librdkafka (bad configuration value, second start...).
+    /// An operation that did not finish in its time (librdkafka's own `_TIMED_OUT`).
+    public static func timedOut(operation: String) -> KafkaError {
+        KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, operation: operation)
+    }
+
     static func usage(_ message: String, operation: String) -> KafkaError {
         KafkaError(code: RD_KAFKA_RESP_ERR__INVALID_ARG.rawValue, message: message, operation: operation)
     }

@@ -30,9 +30,7 @@ public enum AuditChangelog {
     // MARK: writing
 
     /// The records of one write: the changes, then (sent after they are acknowledged) the head.
-    static func records(_ changes: AuditChanges, topic: String, windowMs: Int64, graceMs: Int64,
-                        retentionMs: Int64) -> (changes: [OutgoingRecord], head: OutgoingRecord)
-    {
+    static func records(_ changes: AuditChanges, topic: String) -> (changes: [OutgoingRecord], head: OutgoingRecord) {
         var out: [OutgoingRecord] = []
         out.reserveCapacity(changes.windows.count + changes.pixels.count)
         let partition = changes.partition
@@ -50,9 +48,9 @@ public enum AuditChangelog {
         w.put(version)
         w.put(changes.nextOffset)
         w.put(changes.watermark)
-        w.put(windowMs)
-        w.put(graceMs)
-        w.put(retentionMs)
+        w.put(changes.windowMs)
+        w.put(changes.graceMs)
+        w.put(changes.retentionMs)
         return (out, OutgoingRecord(topic: topic, key: head, value: w.bytes, partition: partition))
     }
 
@@ -194,7 +192,8 @@ public enum AuditChangelog {
             audit.nextOffset = nextOffset
             audit.restore(watermark: watermark, windows: windows, pixels: pixels)
             guard !pendingWindows.isEmpty || !pendingPixels.isEmpty else { return (audit, nil) }
-            var repair = AuditChanges(partition: partition, nextOffset: nextOffset, watermark: watermark)
+            var repair = AuditChanges(partition: partition, windowMs: windowMs, graceMs: graceMs,
+                                      retentionMs: retentionMs, nextOffset: nextOffset, watermark: watermark)
             repair.windows = pendingWindows.keys.sorted().map { ($0, windows[$0]) }
             repair.pixels = pendingPixels.keys.sorted().map { ($0, pixels[$0]) }
             return (audit, repair)

@@ -53,6 +53,12 @@ public struct PartitionAudit: Sendable {
         return ts - (r < 0 ? r + windowMs : r)
     }
 
+    /// The latest window close (`start + window + grace`) at or before `time`: how far a partition has closed its
+    /// windows only changes there, so its progress is reported once per window, not at every tick.
+    public func closeBoundary(atOrBefore time: Int64) -> Int64 {
+        windowStart(time.saturatingSubtract(graceMs)).saturatingAdd(graceMs)
+    }
+
     /// Applies the event read at `offset`. Returns false when the offset was applied before (nothing changes).
     @discardableResult
     public mutating func apply(_ event: PixelSighting, offset: Int64) -> Bool {
@@ -315,7 +321,8 @@ public struct PartitionAudit: Sendable {
 
     /// What changed since the last call: each key with its value now, nil where it was removed.
     public mutating func takeChanges() -> AuditChanges {
-        var changes = AuditChanges(partition: partition, nextOffset: nextOffset, watermark: watermark)
+        var changes = AuditChanges(partition: partition, windowMs: windowMs, graceMs: graceMs,
+                                   retentionMs: retentionMs, nextOffset: nextOffset, watermark: watermark)
         changes.windows = changedWindows.sorted().map { ($0, windows[$0]) }
         changes.pixels = changedPixels.sorted().map { ($0, pixels[$0]) }
         changedWindows.removeAll(keepingCapacity: true)
@@ -336,9 +343,13 @@ public struct PartitionAudit: Sendable {
     }
 }
 
-/// A partition's changes since the last changelog write, and the position and event time they bring it to.
+/// A partition's changes since the last changelog write, and the position and event time they bring it to (with
+/// the window, grace and retention they were counted under, which the head records).
 public struct AuditChanges: Sendable {
     public let partition: Int32
+    public let windowMs: Int64
+    public let graceMs: Int64
+    public let retentionMs: Int64
     public let nextOffset: Int64
     public let watermark: Int64
     var windows: [(WindowKey, WindowTally?)] = []

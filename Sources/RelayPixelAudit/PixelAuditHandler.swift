@@ -7,9 +7,9 @@ import RelayRuntime
 import Synchronization
 
 /// `relay-pixel-audit`'s record handler: one `PartitionAudit` per assigned partition of `aam.pixel-events`, its
-/// changes written to the changelog `<group>.state` (`AuditChangelog`) before its records are marked final; each partition's share of every closed
-/// window goes to `<group>.shares`, from which one member (``ReportMerger``) publishes one merged report per
-/// destination and window to `aam.pixel-audit`.
+/// changes written to the changelog `<group>.state` (`AuditChangelog`) before its records are marked final. Each
+/// partition's share of every closed window goes to `<group>.shares`, from which one member (``ReportMerger``)
+/// publishes one merged report per destination and window to `aam.pixel-audit`.
 ///
 /// Flow: `handle` decodes a batch (malformed events are dead-lettered), applies it to the partition's state in offset
 /// order (records below the restored state's offset are ignored: already counted). A background tick (`run`) closes
@@ -19,7 +19,6 @@ import Synchronization
 /// and marks the records they cover final.
 public final class PixelAuditHandler: RecordHandler {
     let context: WorkerContext
-    let group: String
     let windowMs: Int64
     let graceMs: Int64
     let stateTopic: String
@@ -60,7 +59,6 @@ public final class PixelAuditHandler: RecordHandler {
                 checkpointIntervalMs: Int64 = 1_000)
     {
         self.context = context
-        self.group = group
         windowMs = context.config.pixelAudit.auditWindow.milliseconds
         graceMs = context.config.pixelAudit.grace.milliseconds
         stateTopic = AuditChangelog.topic(group: group)
@@ -207,11 +205,12 @@ public final class PixelAuditHandler: RecordHandler {
     }
 
     /// Reads the partition's changelog to its end (retried until it succeeds or the partition is revoked), repairs
-    /// what a cut-short write left, and installs the state.
+    /// what a cut-short write left, and installs the state if the partition is still this generation's.
     private func restore(_ tp: TopicPartition, generation: UInt64) async {
         let logger = context.logger
         let started = ContinuousClock.now
-        var restored: PartitionAudit?
+        /// Set once the changelog was read to its end: its state, or a fresh one when it held none.
+        var audit: PartitionAudit?
         while !Task.isCancelled, context.offsets.assignedGenerations.contains(where: { $0 == (tp, generation) }) {
             var reader = AuditChangelog.Restore(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
             do {
@@ -220,17 +219,23 @@ public final class PixelAuditHandler: RecordHandler {
                                                     timeout: .seconds(300)) { batch in
                     for record in batch { reader.take(record) }
                 }
-                guard complete else { throw KafkaError(code: -185, message: "timed out", operation: "restore") }
+                guard complete else { throw KafkaError.timedOut(operation: "restore \(stateTopic)") }
                 for problem in reader.malformed.prefix(5) {
                     logger.error("pixel audit state record ignored", metadata: ["problem": "\(problem)"])
                 }
-                let (audit, repair) = reader.finish()
+                let (restored, repair) = reader.finish()
                 if let repair {
                     try await write(repair, partition: tp)
                     logger.warning("pixel audit state: a cut-short write was undone", metadata: [
                         "partition": "\(tp)", "keys": "\(repair.windows.count + repair.pixels.count)"])
                 }
-                restored = audit
+                if let restored {
+                    logger.info("pixel audit state restored", metadata: [
+                        "partition": "\(tp)", "next_offset": "\(restored.nextOffset)",
+                        "pixels": "\(restored.pixelCount)", "windows": "\(restored.windowCount)",
+                        "seconds": "\(ContinuousClock.now - started)"])
+                }
+                audit = restored ?? PartitionAudit(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
                 break
             } catch {
                 logger.warning("cannot restore the pixel audit state yet, retrying",
@@ -238,15 +243,14 @@ public final class PixelAuditHandler: RecordHandler {
                 try? await Task.sleep(for: .seconds(2))
             }
         }
-        let audit = restored ?? PartitionAudit(partition: tp.partition, windowMs: windowMs, graceMs: graceMs)
-        if let restored {
-            logger.info("pixel audit state restored", metadata: [
-                "partition": "\(tp)", "next_offset": "\(restored.nextOffset)", "pixels": "\(restored.pixelCount)",
-                "windows": "\(restored.windowCount)", "seconds": "\(ContinuousClock.now - started)"])
-        }
+        // Revoked or shutting down before the read finished: no state, so nothing is counted or reported for the
+        // partition here (its records stay uncommitted for the next owner).
+        guard let audit else { return }
         let now = Timestamps.nowMilliseconds()
         slots.withLock { slots in
-            guard slots[tp]?.generation != generation else { return }
+            guard slots[tp]?.generation != generation,
+                  context.offsets.assignedGenerations.contains(where: { $0 == (tp, generation) })
+            else { return }
             slots[tp] = Slot(audit: audit, generation: generation, checkpointed: audit.nextOffset,
                              lastRecordWall: now, lastCheckpointWall: now)
         }
@@ -254,8 +258,7 @@ public final class PixelAuditHandler: RecordHandler {
 
     /// One changelog write: the changes, then, once the broker has them all, the head.
     private func write(_ changes: AuditChanges, partition tp: TopicPartition) async throws(KafkaError) {
-        let (records, head) = AuditChangelog.records(changes, topic: stateTopic, windowMs: windowMs, graceMs: graceMs,
-                                                     retentionMs: PartitionAudit.defaultRetention(windowMs: windowMs))
+        let (records, head) = AuditChangelog.records(changes, topic: stateTopic)
         writing.withLock { $0[tp, default: 0] += 1 }
         defer { writing.withLock { $0[tp]! -= 1; if $0[tp] == 0 { $0[tp] = nil } } }
         try await context.producer.sendAll(records)
@@ -326,7 +329,8 @@ public final class PixelAuditHandler: RecordHandler {
                     due.append((tp, slot.generation, report))
                 }
                 // Event time closes windows; an idle partition has closed everything the wall clock has passed.
-                let closedThrough = idle ? max(slot.audit.watermark, now) : slot.audit.watermark
+                let reached = idle ? max(slot.audit.watermark, now) : slot.audit.watermark
+                let closedThrough = reached == .min ? .min : slot.audit.closeBoundary(atOrBefore: reached)
                 if closedThrough != .min, closedThrough > slot.progressSent {
                     progress.append((tp, slot.generation, closedThrough))
                 }

@@ -128,7 +128,7 @@ final class ReportMerger: Sendable {
                 topic: auditTopic, client: context.kafkaClient, logger: context.logger, timeout: .seconds(60)
             ) { if $0.partition == nil { published.append($0) } }
             // A partial read could publish again what is there: try again rather than guess.
-            guard complete else { throw KafkaError(code: -185, message: "timed out", operation: "read \(auditTopic)") }
+            guard complete else { throw KafkaError.timedOut(operation: "read \(auditTopic)") }
             book.withLock { book in for report in published { book.notePublished(report) } }
             needsCatchUp.store(false, ordering: .relaxed)
             return true

@@ -161,9 +161,7 @@ import Testing
         }
 
         mutating func write(_ audit: inout PartitionAudit, head: Bool = true) {
-            let (changes, headRecord) = AuditChangelog.records(audit.takeChanges(), topic: "g.state",
-                                                               windowMs: PartitionAuditTests.w, graceMs: 2_000,
-                                                               retentionMs: audit.retentionMs)
+            let (changes, headRecord) = AuditChangelog.records(audit.takeChanges(), topic: "g.state")
             append(changes + (head ? [headRecord] : []))
         }
 
@@ -231,6 +229,14 @@ import Testing
         var other = AuditChangelog.Restore(partition: 0, windowMs: 60_000, graceMs: 2_000)
         for r in log.records { other.take(r) }
         #expect(other.finish().0 == nil && !other.malformed.isEmpty)
+    }
+
+    /// Progress is reported on the grid of window closes (start + 10 s + grace 2 s), once per window.
+    @Test func closeBoundaryIsTheLatestWindowCloseAtOrBefore() {
+        let audit = PartitionAudit(partition: 0, windowMs: Self.w, graceMs: 2_000)
+        #expect(audit.closeBoundary(atOrBefore: Self.t0 + 12_000) == Self.t0 + 12_000)
+        #expect(audit.closeBoundary(atOrBefore: Self.t0 + 11_999) == Self.t0 + 2_000)
+        #expect(audit.closeBoundary(atOrBefore: Self.t0 + 25_000) == Self.t0 + 22_000)
     }
 
     @Test func closedWindowsAreForgottenAfterRetentionAndOldEventsExpire() {
