@@ -75,7 +75,7 @@ wait_ready() {  # wait_ready NAME URL
 
 start partner python3 scripts/demo_partner.py --port 8090 --out "$RUN/demo-partner.jsonl"
 start realtime "$BIN/relay-realtime"
-start batch "$BIN/relay-batch" --state-dir state/batch
+start batch "$BIN/relay-batch"
 start edge "$BIN/relay-edge"
 start pixel-audit "$BIN/relay-pixel-audit"
 start check "$BIN/relay-check"

@@ -60,12 +60,6 @@ struct DestinationPartitionState: Sendable {
     var lastCut: Int64?
     /// The cut the records accumulated since `lastCut` belong to.
     var openCut: Int64?
-    /// Offset of the first record of the open cut: nothing from here on may be committed yet.
-    var pendingFrom: Int64?
-    /// Records below this offset are already in the loaded snapshot's state (and in delivered cuts).
-    var skipBelow: Int64 = .min
-    /// The offset the state covers up to (exclusive) when no record has been read since loading.
-    var snapshotOffset: Int64?
 
     /// Users whose set differs from the previous cut (iter mode's lines, before the master-id check).
     var pendingUsers: Int {

@@ -36,4 +36,16 @@ enum BatchMetrics {
         Gauge(label: "relay_batch_state_bytes", dimensions: d).record(bytes)
         Gauge(label: "relay_batch_pending_users", dimensions: d).record(pendingUsers)
     }
+
+    /// A changelog write: user records and heads, with their key and value bytes.
+    static func changelogWritten(records: Int, bytes: Int) {
+        Counter(label: "relay_batch_state_records_written_total").increment(by: records)
+        Counter(label: "relay_batch_state_bytes_written_total").increment(by: bytes)
+    }
+
+    /// A partition's state restored from the changelog.
+    static func restored(records: Int, seconds: Double) {
+        Counter(label: "relay_batch_state_records_restored_total").increment(by: records)
+        Timer(label: "relay_batch_state_restore_seconds").recordSeconds(seconds)
+    }
 }

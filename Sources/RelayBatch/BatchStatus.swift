@@ -1,14 +1,16 @@
 import Foundation
+import Logging
 import RelayCore
+import RelayKafka
 
-/// What `relayctl batch status` shows for one batch destination, read from the shared state directory.
+/// What `relayctl batch status` shows for one batch destination, read from the group's cuts topic.
 public struct BatchDestinationStatus: Sendable {
     public struct PartitionStatus: Sendable {
         public var partition: Int32
         /// The latest cut this partition delivered (or answered for).
         public var lastCut: Int64?
-        /// Users in the partition's latest snapshot (state held at its last cut).
-        public var users: Int?
+        /// Users listed in that cut's files (0 for an answer without files).
+        public var users: Int
     }
 
     public var destination: Int
@@ -21,42 +23,40 @@ public struct BatchDestinationStatus: Sendable {
     public var nextCut: Int64
     public var partitions: [PartitionStatus]
 
-    /// Reads every batch destination's status under `stateDirectory` (the workers' `--state-dir`).
-    public static func collect(config: RelayConfig, stateDirectory: String, now: Date = Date())
-        -> [BatchDestinationStatus]
-    {
-        let state = URL(fileURLWithPath: stateDirectory)
-        let ledger = CutLedger(directory: state.appendingPathComponent("cuts"))
-        let snapshots = SnapshotStore(directory: state.appendingPathComponent("snapshots"))
+    /// Every batch destination's status in `book`.
+    public static func collect(config: RelayConfig, book: CutBook, now: Date = Date()) -> [BatchDestinationStatus] {
         let nowMs = Int64(now.timeIntervalSince1970 * 1000)
         return config.batchDestinations.map { destination, settings in
             let names = BatchFileNames(destinationID: destination.id, settings: settings)
-            let schedule = CutSchedule(settings)
-            let last = ledger.lastDone(destination: destination.id)
-            let reports = ledger.reports(destination: destination.id)
-            let catalog = AliasCatalog(destination)
-            var partitions: [PartitionStatus] = []
-            let known = Set(reports.keys).union(Self.snapshotPartitions(snapshots, destination.id))
-            for p in known.sorted() {
-                var users: Int?
-                if let offset = snapshots.offsets(destination: destination.id, partition: p).last,
-                    let snapshot = try? snapshots.load(destination: destination.id, partition: p, offset: offset,
-                                                       catalog: catalog)
-                {
-                    users = snapshot.table.count
-                }
-                partitions.append(PartitionStatus(partition: p, lastCut: reports[p]?.map(\.cut).max(), users: users))
+            let last = book.lastDone(destination: destination.id)
+            let partitions = book.latestReports(destination: destination.id).sorted { $0.key < $1.key }.map {
+                PartitionStatus(partition: $0.key, lastCut: $0.value.cut, users: $0.value.users)
             }
             return BatchDestinationStatus(
                 destination: destination.id, name: destination.name, mode: settings.mode, lastCompleteCut: last,
-                lastInfoFile: last.map { names.info(cut: $0) }, nextCut: schedule.cut(containing: nowMs),
-                partitions: partitions)
+                lastInfoFile: last.map { names.info(cut: $0) },
+                nextCut: CutSchedule(settings).cut(containing: nowMs), partitions: partitions)
         }
     }
+}
 
-    private static func snapshotPartitions(_ store: SnapshotStore, _ destination: Int) -> [Int32] {
-        let folder = store.directory.appendingPathComponent("\(destination)")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.compactMap { $0.hasPrefix("p") ? Int32($0.dropFirst()) : nil }
+extension CutBook {
+    /// Reads a relay-batch group's cuts topic to its end (an operator's view; records that do not decode are
+    /// counted, never trusted). A missing topic reads as an empty book.
+    public static func read(group: String, client: KafkaClientConfiguration, logger: Logger,
+                            timeout: Duration = .seconds(30)) async throws -> (book: CutBook, malformed: Int)
+    {
+        let admin = try KafkaAdmin(configuration: client, logger: logger)
+        let topic = CutReports.topic(group: group)
+        guard let partitions = try? await admin.topicPartitions(topic) else { return (CutBook(), 0) }
+        var book = CutBook()
+        var malformed = 0
+        let complete = try await admin.read(partitions, timeout: timeout) { batch in
+            for record in batch {
+                if let r = try? CutReports.decode(record) { book.apply(r) } else { malformed += 1 }
+            }
+        }
+        guard complete else { throw KafkaError.timedOut(operation: "read \(topic)") }
+        return (book, malformed)
     }
 }

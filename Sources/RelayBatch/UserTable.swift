@@ -18,6 +18,8 @@ struct UserTable: Sendable {
         var current: Int32
         /// The same at the previous cut.
         var atCut: Int32
+        /// Changed since the partition's last changelog write (and listed in `changed`).
+        var unwritten = false
 
         var hasID: Bool { idLength != .max }
     }
@@ -28,6 +30,8 @@ struct UserTable: Sendable {
     private var slots: [Int32] = Array(repeating: 0, count: 1024)
     /// Entries with both sets empty, reclaimed by ``compact()``.
     private(set) var deadCount = 0
+    /// Entries changed since the last ``takeChanged()``, each once.
+    private var changed: [Int32] = []
 
     init() {}
 
@@ -76,6 +80,7 @@ struct UserTable: Sendable {
         uuid.withUTF8 { key in
             let (slot, found) = find(key)
             if let index = found {
+                if entries[index].current != set { markChanged(index) }
                 entries[index].current = set
                 if !idIsUUID, var id {
                     id.withUTF8 { idBytes in
@@ -86,7 +91,8 @@ struct UserTable: Sendable {
                             }
                         if !same {
                             entries[index].idOffset = append(idBytes)
-                            entries[index].idLength = UInt16(min(idBytes.count, Int(UInt16.max - 1)))
+                            entries[index].idLength = UInt16(min(idBytes.count, Int(UInt16.max - 2)))
+                            markChanged(index)
                         }
                     }
                 }
@@ -100,7 +106,7 @@ struct UserTable: Sendable {
                 if var id {
                     id.withUTF8 { idBytes in
                         entry.idOffset = append(idBytes)
-                        entry.idLength = UInt16(min(idBytes.count, Int(UInt16.max - 1)))
+                        entry.idLength = UInt16(min(idBytes.count, Int(UInt16.max - 2)))
                     }
                 } else {
                     entry.idLength = .max
@@ -108,11 +114,53 @@ struct UserTable: Sendable {
             }
             entries.append(entry)
             slots[slot] = Int32(entries.count)
+            markChanged(entries.count - 1)
             if entries.count * 2 > slots.count { rehash(slots.count * 2) }
         }
     }
 
-    /// Adds a user read from a snapshot (no lookup: snapshots hold each uuid once).
+    private mutating func markChanged(_ index: Int) {
+        guard !entries[index].unwritten else { return }
+        entries[index].unwritten = true
+        changed.append(Int32(index))
+    }
+
+    /// The entries changed since the last call (to write to the changelog), each once.
+    mutating func takeChanged() -> [Int32] {
+        let taken = changed
+        changed.removeAll(keepingCapacity: true)
+        for index in taken { entries[Int(index)].unwritten = false }
+        return taken
+    }
+
+    var hasChanges: Bool { !changed.isEmpty }
+
+    /// Sets a user read from the changelog, replacing what an earlier record of the same user said; returns the
+    /// entry's index. Both sets empty (a tombstone) leaves a dead entry that ``compact()`` reclaims.
+    @discardableResult
+    mutating func put(uuid: ArraySlice<UInt8>, id: ArraySlice<UInt8>?, current: Int32, atCut: Int32) -> Int {
+        let found = uuid.withUnsafeBufferPointer { find($0) }
+        guard let index = found.entry else {
+            restore(uuid: uuid, id: id, current: current, atCut: atCut)
+            return entries.count - 1
+        }
+        entries[index].current = current
+        entries[index].atCut = atCut
+        if let id {
+            entries[index].idOffset = UInt32(arena.count)
+            entries[index].idLength = UInt16(min(id.count, Int(UInt16.max - 2)))
+            arena.append(contentsOf: id.prefix(Int(UInt16.max - 2)))
+        } else {
+            entries[index].idLength = .max
+        }
+        return index
+    }
+
+    /// Replaces an entry's set at the previous cut (restore: a user written before the last cut had, at that cut,
+    /// the set it still has).
+    mutating func setAtCut(_ index: Int, _ set: Int32) { entries[index].atCut = set }
+
+    /// Adds a user read from the changelog (no lookup: the caller knows the uuid is not there).
     mutating func restore(uuid: ArraySlice<UInt8>, id: ArraySlice<UInt8>?, current: Int32, atCut: Int32) {
         let keyOffset = UInt32(arena.count)
         arena.append(contentsOf: uuid)
@@ -172,16 +220,22 @@ struct UserTable: Sendable {
         }
     }
 
-    /// After a cut: every user's set at the cut is their current set. Users left with nothing are counted dead and
-    /// reclaimed once they are a quarter of the table.
-    mutating func commitCut() {
+    /// After a cut: every user's set at the cut is their current set. Returns the uuids of the users this leaves
+    /// with nothing (their changelog records can go); those are counted dead and reclaimed once they are a quarter
+    /// of the table. Call it with nothing unwritten.
+    mutating func commitCut() -> [ArraySlice<UInt8>] {
         var dead = 0
+        var departed: [ArraySlice<UInt8>] = []
         for i in entries.indices {
+            if entries[i].current == 0 {
+                dead += 1
+                if entries[i].atCut != 0 { departed.append(uuidBytes(entries[i])) }
+            }
             entries[i].atCut = entries[i].current
-            if entries[i].current == 0 { dead += 1 }
         }
         deadCount = dead
         if dead > 0, dead * 4 >= entries.count { compact() }
+        return departed
     }
 
     /// Rebuilds the arena and index without the users whose sets are both empty.
@@ -192,6 +246,7 @@ struct UserTable: Sendable {
         for e in entries where e.current != 0 || e.atCut != 0 {
             fresh.restore(uuid: uuidBytes(e), id: idBytes(e), current: e.current, atCut: e.atCut)
         }
+        precondition(changed.isEmpty, "compacting a table with unwritten changes")
         self = fresh
     }
 }

@@ -10,6 +10,13 @@ public enum InternalTopics {
 
     public static let defaultPixelAuditGroup = "relay-pixel-audit"
 
+    /// relay-batch: each partition's users per destination and its last cuts (a changelog).
+    public static func batchState(group: String) -> String { "\(group).state" }
+    /// relay-batch: what each partition delivered for every cut, and which cuts' `.info` files are written.
+    public static func batchCuts(group: String) -> String { "\(group).cuts" }
+
+    public static let defaultBatchGroup = "relay-batch"
+
     /// Topic settings of every internal topic.
     public static let settings = ["cleanup.policy": "compact"]
 }

@@ -1,5 +1,5 @@
 /// Fixed-width integers and length-prefixed bytes in little-endian order: the one binary layout of the relay's own
-/// state records (batch snapshots, audit checkpoints). The reader checks every length against what is there, so a
+/// state records (the batch and audit changelogs). The reader checks every length against what is there, so a
 /// truncated or forged record is refused with a reason instead of trapping.
 public struct BinaryWriter {
     public private(set) var bytes: [UInt8] = []
@@ -22,15 +22,20 @@ public struct BinaryWriter {
 }
 
 public struct BinaryReader {
-    public let bytes: [UInt8]
+    /// The bytes read; `position` counts from their start (a slice of a larger buffer is read in place).
+    public let bytes: ArraySlice<UInt8>
     public private(set) var position: Int
-    /// Names what is being read in errors ("batch snapshot", "audit checkpoint").
+    /// Names what is being read in errors ("batch state", "audit checkpoint").
     public let what: String
 
-    public init(_ bytes: [UInt8], position: Int = 0, what: String) {
+    public init(_ bytes: ArraySlice<UInt8>, position: Int = 0, what: String) {
         self.bytes = bytes
         self.position = max(0, min(position, bytes.count))
         self.what = what
+    }
+
+    public init(_ bytes: [UInt8], position: Int = 0, what: String) {
+        self.init(bytes[...], position: position, what: what)
     }
 
     public var remaining: Int { bytes.count - position }
@@ -41,6 +46,7 @@ public struct BinaryReader {
         guard remaining >= size else { throw truncated() }
         var value: T = 0
         withUnsafeMutableBytes(of: &value) { target in
+            // The slice's buffer starts at its first byte, so `position` indexes it directly.
             bytes.withUnsafeBytes { source in
                 target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[position..<(position + size)]))
             }
@@ -52,7 +58,8 @@ public struct BinaryReader {
     public mutating func take(_ count: Int) throws(MalformedInput) -> ArraySlice<UInt8> {
         guard count >= 0, remaining >= count else { throw truncated() }
         defer { position += count }
-        return bytes[position..<position + count]
+        let start = bytes.startIndex + position
+        return bytes[start..<start + count]
     }
 
     /// A UInt32 length, then that many bytes.

@@ -16,18 +16,22 @@ struct BatchStatus: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the last cut whose .info was delivered per batch destination, and each partition's last cut.",
             discussion: """
-                Reads relay-batch's state directory (snapshots and cut reports). Users changed since the last cut \
-                live in the workers' memory only: see the relay_batch_pending_users metric of each relay-batch.
+                Reads relay-batch's cuts topic (<group>.cuts: each partition's report of every cut, and the .info \
+                files written). Users changed since the last cut are in the workers' state: see the \
+                relay_batch_pending_users metric of each relay-batch.
                 """)
 
         @OptionGroup var options: ConfigOption
 
-        @Option(name: .customLong("state-dir"), help: "relay-batch's --state-dir.")
-        var stateDir: String = "./state/batch"
+        @Option(name: .customLong("group"), help: "relay-batch's consumer group.")
+        var group: String = InternalTopics.defaultBatchGroup
 
         func run() async throws {
             let config = try options.load()
-            let statuses = BatchDestinationStatus.collect(config: config, stateDirectory: stateDir)
+            let (book, malformed) = try await CutBook.read(group: group, client: try CLI.client(config),
+                                                           logger: CLI.logger)
+            if malformed > 0 { print("\(malformed) records of \(CutReports.topic(group: group)) do not decode") }
+            let statuses = BatchDestinationStatus.collect(config: config, book: book)
             if statuses.isEmpty {
                 print("no batch destinations in \(options.config)")
                 return
@@ -40,8 +44,7 @@ struct BatchStatus: AsyncParsableCommand {
                 print("  next cut:          \(Timestamps.iso8601(milliseconds: status.nextCut)) (\(status.nextCut))")
                 for p in status.partitions {
                     let cut = p.lastCut.map { Timestamps.iso8601(milliseconds: $0) } ?? "-"
-                    let users = p.users.map { "\($0) users held" } ?? "no snapshot"
-                    print("  partition \(p.partition): last cut \(cut), \(users)")
+                    print("  partition \(p.partition): last cut \(cut), \(p.users) users in it")
                 }
             }
         }

@@ -26,8 +26,8 @@ struct Status: AsyncParsableCommand {
                 """)
     var metrics: [String] = []
 
-    @Option(name: .customLong("batch-state-dir"), help: "relay-batch's --state-dir, where completed cuts are recorded.")
-    var batchStateDir: String = "./state/batch"
+    @Option(name: .customLong("batch-group"), help: "relay-batch's consumer group, whose <group>.cuts records the cuts.")
+    var batchGroup: String = InternalTopics.defaultBatchGroup
 
     func run() async throws {
         let config = try options.load()
@@ -63,8 +63,18 @@ struct Status: AsyncParsableCommand {
                 auditNote = "pixel audit: cannot read \(config.kafka.topics.pixelAudit): \(error)"
             }
         }
+        var cutBook = CutBook()
+        var cutsNote: String?
+        if !config.batchDestinations.isEmpty {
+            do {
+                cutBook = try await CutBook.read(group: batchGroup, client: try CLI.client(config), logger: CLI.logger,
+                                                 timeout: .seconds(15)).book
+            } catch {
+                cutsNote = "batch cuts: cannot read \(CutReports.topic(group: batchGroup)): \(error)"
+            }
+        }
         let cuts = Dictionary(
-            BatchDestinationStatus.collect(config: config, stateDirectory: batchStateDir).map { ($0.destination, $0) },
+            BatchDestinationStatus.collect(config: config, book: cutBook).map { ($0.destination, $0) },
             uniquingKeysWith: { first, _ in first })
         let urls = metrics.isEmpty ? StatusScreen.defaultMetricsURLs(config) : metrics
         let samples = await MetricsScrape.fetch(urls)
@@ -72,14 +82,14 @@ struct Status: AsyncParsableCommand {
         out.append("")
         out += StatusScreen.destinations(config: config, deadLetters: deadLetters, audits: audits,
                                          deadLettersRead: deadLetterNote == nil, samples: samples.samples, cuts: cuts,
-                                         batchStateDir: batchStateDir)
+                                         cutsTopic: CutReports.topic(group: batchGroup))
         let malformed = deadLetters.filter { $0.errorClass == .malformed }.count
         out.append("")
         if deadLetterNote == nil {
             out.append("dead letters: \(deadLetters.count) in total, \(malformed) malformed events"
                        + (deadLetters.isEmpty ? "" : "  (relayctl dead-letter list)"))
         }
-        for note in [deadLetterNote, auditNote].compactMap({ $0 }) { out.append(note) }
+        for note in [deadLetterNote, auditNote, cutsNote].compactMap({ $0 }) { out.append(note) }
         if !samples.unreachable.isEmpty {
             out.append("metrics not reachable (deliveries not shown for those workers): "
                        + samples.unreachable.joined(separator: ", "))
@@ -140,7 +150,7 @@ enum StatusScreen {
     static func destinations(config: RelayConfig, deadLetters: [DeadLetter], audits: [Int: AuditReport],
                              deadLettersRead: Bool, samples: [MetricsScrape.Sample],
                              cuts: [Int: BatchDestinationStatus],
-                             batchStateDir: String) -> [String] {
+                             cutsTopic: String) -> [String] {
         var lines = ["DESTINATIONS"]
         let byDestination = Dictionary(grouping: deadLetters.filter { $0.destination != nil }, by: { $0.destination! })
         for destination in config.destinations {
@@ -150,7 +160,7 @@ enum StatusScreen {
             case .realtime:
                 lines.append("      " + deliveries(samples, destination: id, worker: "relay-realtime"))
             case .batch(let settings):
-                lines.append("      " + BatchCutInfo.describe(cuts[id], settings: settings, stateDir: batchStateDir))
+                lines.append("      " + BatchCutInfo.describe(cuts[id], settings: settings, cutsTopic: cutsTopic))
                 lines.append("      " + deliveries(samples, destination: id, worker: "relay-batch"))
             case .url(let settings):
                 if let audit = audits[id] {
@@ -228,13 +238,12 @@ enum StatusScreen {
     static func pad(_ text: String, _ width: Int) -> String { LagReport.pad(text, width) }
 }
 
-/// The last complete cut of a batch destination (from relay-batch's state directory, as `relayctl batch status`
-/// reads it) and, for a `dir` output, the totals of its `.info`.
+/// The last complete cut of a batch destination (from relay-batch's cuts topic, as `relayctl batch status` reads it) and, for a `dir` output, the totals of its `.info`.
 enum BatchCutInfo {
-    static func describe(_ status: BatchDestinationStatus?, settings: BatchSettings, stateDir: String) -> String {
+    static func describe(_ status: BatchDestinationStatus?, settings: BatchSettings, cutsTopic: String) -> String {
         guard let status, let cut = status.lastCompleteCut else {
             let next = status.map { ", next cut \(Timestamps.iso8601(milliseconds: $0.nextCut))" } ?? ""
-            return "last cut: no batch cut yet (no completed cut in \(stateDir)\(next))"
+            return "last cut: no batch cut yet (no completed cut in \(cutsTopic)\(next))"
         }
         var text = "last cut: \(Timestamps.iso8601(milliseconds: cut)) (\(settings.output.syncType) output)"
         if case .dir(let path) = settings.output, let name = status.lastInfoFile,

@@ -22,6 +22,10 @@ struct Topics: AsyncParsableCommand {
                 help: "The relay-pixel-audit consumer group whose internal topics to create (<group>.state, .shares).")
         var pixelAuditGroup: String = InternalTopics.defaultPixelAuditGroup
 
+        @Option(name: .customLong("batch-group"),
+                help: "The relay-batch consumer group whose internal topics to create (<group>.state, .cuts).")
+        var batchGroup: String = InternalTopics.defaultBatchGroup
+
         func validate() throws {
             guard partitions >= 1 else { throw ValidationError("--partitions must be at least 1") }
         }
@@ -42,13 +46,22 @@ struct Topics: AsyncParsableCommand {
                 let count = (try? await admin.partitions(of: name).count).map { "\($0) partitions" } ?? "?"
                 print("\(name): \(result[name] == .created ? "created" : "exists") (\(count))")
             }
-            // The audit's internal topics: compacted, as many partitions as the pixel events topic has.
-            let internalTopics = [InternalTopics.pixelAuditState(group: pixelAuditGroup),
-                                  InternalTopics.pixelAuditShares(group: pixelAuditGroup)]
+            // The stateful workers' internal topics: compacted, as many partitions as their input has.
+            try await createInternal([InternalTopics.pixelAuditState(group: pixelAuditGroup),
+                                      InternalTopics.pixelAuditShares(group: pixelAuditGroup)],
+                                     input: topics.pixelEvents, admin: admin, config: config)
+            try await createInternal([InternalTopics.batchState(group: batchGroup),
+                                      InternalTopics.batchCuts(group: batchGroup)],
+                                     input: topics.qualifications, admin: admin, config: config)
+        }
+
+        private func createInternal(_ internalTopics: [String], input: String, admin: KafkaAdmin,
+                                    config: RelayConfig) async throws
+        {
             let inputPartitions: Int32
             let created: [String: KafkaAdmin.TopicCreation]
             do {
-                inputPartitions = Int32(try await admin.partitions(of: topics.pixelEvents).count)
+                inputPartitions = Int32(try await admin.partitions(of: input).count)
                 created = try await admin.createTopics(internalTopics, partitions: inputPartitions,
                                                        replicationFactor: replicationFactor,
                                                        settings: InternalTopics.settings)
@@ -57,7 +70,7 @@ struct Topics: AsyncParsableCommand {
             }
             for name in internalTopics {
                 let count = (try? await admin.partitions(of: name).count) ?? 0
-                let mismatch = count != Int(inputPartitions) ? "; \(topics.pixelEvents) has \(inputPartitions): recreate it" : ""
+                let mismatch = count != Int(inputPartitions) ? "; \(input) has \(inputPartitions): recreate it" : ""
                 print("\(name): \(created[name] == .created ? "created" : "exists") (\(count) partitions\(mismatch))")
             }
         }

@@ -10,15 +10,15 @@ import Testing
 @testable import RelayBatch
 
 /// The engine driven directly with records and a manual clock: cuts, modes, removals, mapping dates, skipped users,
-/// `.info`, offsets and snapshots, in milliseconds rather than real intervals.
+/// `.info`, offsets and the state in Kafka (the changelog and cuts topics are on the test broker), in milliseconds
+/// rather than real intervals.
 @Suite("Batch engine: cuts over records", .serialized)
 struct BatchEngineTests {
     static let t0: Int64 = 1_800_000_000_000  // 2027-01-15, a multiple of 10 s
 
     /// iter (partner ids, DPID 20914) and full (uuid) destinations over three cuts.
-    static func yaml(output: String, gzip: Bool = false, maxFileBytes: Int = 1_000_000) -> String {
-        """
-        kafka: {brokers: \(TestBroker.brokers)}
+    static func yaml(topics: RelayTopics, output: String, gzip: Bool = false, maxFileBytes: Int = 1_000_000) -> String {
+        topics.kafkaYAML + """
         destinations:
           - id: 6001
             name: acme-files
@@ -68,9 +68,9 @@ struct BatchEngineTests {
         let cut1 = t0 + 10_000
         #expect(h.text("dir_6001_20914_acme_iter_\(cut1)_000.sync") == "P1 a4532,99 \nP7 dated \n")
         #expect(h.text("dir_6002_0_acmefull_full_\(cut1)_000.sync") == "u1 a4532,99\nu2 a4532\nu7 dated\n")
-        #expect(h.exists("dir_6001_20914_acme_iter_\(cut1).info"))
-        // Records of cut 2 are not final yet: the commit stays at cut 2's first record.
-        #expect(h.commitPoint(0) == 5)
+        #expect(await h.eventually { h.exists("dir_6001_20914_acme_iter_\(cut1).info") })
+        // Records of cut 2 are final once the changelog has them: the commit follows the input, not the cuts.
+        #expect(h.commitPoint(0) == 7)
         // Cut 3: u1 re-qualifies for 99, u4 is removed from 99 (status 0), u5 comes and goes within the cut.
         await h.feed(0, [
             (t0 + 21_000, event("u1", [.realized(4532), .realized(99)], pid: "P1")),
@@ -87,10 +87,11 @@ struct BatchEngineTests {
         let cut3 = t0 + 30_000
         #expect(h.text("dir_6001_20914_acme_iter_\(cut3)_000.sync") == "P1 a4532,99 \nP4  99\n")
         #expect(h.text("dir_6002_0_acmefull_full_\(cut3)_000.sync") == "u1 a4532,99\nu2 a4532\nu7 dated\n")
-        #expect(h.commitPoint(0) == 11)  // everything read is final now
+        #expect(h.commitPoint(0) == 11)  // everything read is final
         // .info of each cut lists the one part with its size, lines and an MD5 recomputed here.
         for (cut, lines) in [(cut1, 2), (cut2, 2), (cut3, 2)] {
             let name = "dir_6001_20914_acme_iter_\(cut)"
+            #expect(await h.eventually { h.exists(name + ".info") })
             let info = try h.json(name + ".info")
             let files = try #require(info["Files"] as? [[String: Any]])
             #expect(files.count == 1)
@@ -123,6 +124,7 @@ struct BatchEngineTests {
         await h.feed(1, [(t0 + 2_000, event("b0", [.realized(99)], pid: "PB0")),
                          (t0 + 12_000, event("b1", [.realized(99)], pid: "PB1"))])
         #expect(h.exists("dir_6001_20914_acme_iter_\(cut)_500.sync"))  // partition 1 of 2 numbers from 500
+        #expect(await h.eventually { h.exists("dir_6001_20914_acme_iter_\(cut).info") })
         let info = try h.json("dir_6001_20914_acme_iter_\(cut).info")
         let files = try #require(info["Files"] as? [[String: Any]])
         #expect(files.map { $0["FileName"] as? String ?? "" } == [
@@ -134,7 +136,7 @@ struct BatchEngineTests {
         #expect(totals["TotalNumberLines"] as? Int == 6)
     }
 
-    @Test func aNewOwnerResumesFromTheSnapshotAndRewritesTheSameFiles() async throws {
+    @Test func aNewOwnerRestoresFromTheChangelogAndAReplayRewritesTheSameFiles() async throws {
         let h = try await Harness(partitions: [0], partitionCount: 1, gzip: true)
         let t0 = Self.t0
         let first: [(Int64, Qualification)] = (0..<50).map {
@@ -149,8 +151,10 @@ struct BatchEngineTests {
         let name = "dir_6001_20914_acme_iter_\(cut2)_000.sync.gz"
         let original = try Data(contentsOf: h.output.appendingPathComponent(name))
         #expect(gunzip(h.output.appendingPathComponent(name)).split(separator: "\n").count == 50)
-        // The commit point is the first record of cut 3 (offset 100). A new owner (new assignment) starts there:
-        // iter needs the set at cut 2, which only the snapshot has.
+        // Everything read is final (101). A new owner (new assignment, empty memory) restores the partition from
+        // the changelog: iter needs each user's set at cut 2, which only the changelog has. It resumes at offset
+        // 100 here, as if the last commit had not landed: re-applying a record the state holds changes nothing.
+        #expect(h.commitPoint(0) == 101)
         try FileManager.default.removeItem(at: h.output.appendingPathComponent(name))
         h.reassign(0)
         await h.feed(0, third, firstOffset: 100)
@@ -158,7 +162,8 @@ struct BatchEngineTests {
         await h.engine.tick()
         let cut3 = t0 + 30_000
         #expect(gunzip(h.output.appendingPathComponent("dir_6001_20914_acme_iter_\(cut3)_000.sync.gz")) == "P1 99 \n")
-        // A replay from the beginning (no snapshot before offset 0) writes cut 2 again, byte for byte.
+        // A replay from the beginning of the input rebuilds the state from nothing and writes cut 2 again, byte for
+        // byte.
         h.reassign(0)
         await h.feed(0, first + second + third, firstOffset: 0)
         #expect(try Data(contentsOf: h.output.appendingPathComponent(name)) == original)
@@ -176,15 +181,19 @@ final class ManualClock: Sendable {
     func get() -> Int64 { now.withLock { $0 } }
 }
 
-/// An engine over a temporary output and state directory, with records built in memory.
+/// An engine over a temporary output directory and fresh topics on the test broker (input, changelog, cuts), with
+/// records built in memory, and its cut completer running.
 final class Harness: Sendable {
     let folder: URL
     let output: URL
     let engine: BatchEngine
+    let completer: CutCompleter
     let ownership: Ownership
     let offsets: OffsetTracker
     let clock: ManualClock
-    let topic = "t.qualifications"
+    let topic: String
+    let group: String
+    private let completing: Task<Void, Never>
     private let nextOffsets = Mutex<[Int32: Int64]>([:])
     private let generation = Mutex<UInt64>(1)
 
@@ -196,13 +205,20 @@ final class Harness: Sendable {
         self.folder = folder
         self.output = output
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-        let config = try RelayConfig.parse(yaml: yaml ?? BatchEngineTests.yaml(output: output.path, gzip: gzip,
-                                                                               maxFileBytes: maxFileBytes),
+        let topics = try await TestBroker.createRelayTopics(partitions: Int32(partitionCount))
+        topic = topics.qualifications
+        group = TestBroker.uniqueName("batch-engine")
+        // A given configuration's `kafka:` line gives way to the fresh topics.
+        let text = yaml.map { yaml in
+            yaml.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.hasPrefix("kafka:") ? topics.kafkaYAML : String($0) }.joined(separator: "\n")
+        } ?? BatchEngineTests.yaml(topics: topics, output: output.path, gzip: gzip, maxFileBytes: maxFileBytes)
+        let config = try RelayConfig.parse(yaml: text,
                                            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
         let plans = try config.batchDestinations.map { destination, settings in
             BatchDestinationPlan(destination: destination, settings: settings,
-                                 delivery: try makeDelivery(settings.output, spool: output, httpClient: .shared,
-                                                            environment: environment))
+                                 delivery: try makeDelivery(settings.output, spool: folder.appendingPathComponent("spool"),
+                                                            httpClient: .shared, environment: environment))
         }
         let producer = try KafkaProducer(configuration: TestBroker.client, logger: TestBroker.logger)
         let clock = ManualClock()
@@ -211,15 +227,43 @@ final class Harness: Sendable {
         let offsets = OffsetTracker()
         self.ownership = ownership
         self.offsets = offsets
-        engine = BatchEngine(plans: plans, topic: topic, stateDirectory: folder.appendingPathComponent("state"),
-                             ownership: ownership, offsets: offsets,
-                             deadLetters: DeadLetterWriter(topic: "t.dead", worker: "test", producer: producer),
-                             logger: TestBroker.logger, partitionCount: { partitionCount }, clock: { clock.get() })
+        let context = WorkerContext(
+            config: config, name: "relay-batch", workerID: "test", logger: TestBroker.logger, producer: producer,
+            deadLetters: DeadLetterWriter(topic: topics.deadLetter, worker: "test", producer: producer),
+            offsets: offsets, readiness: Readiness(), kafkaClient: TestBroker.client)
+        let completer = CutCompleter(context: context, group: group, plans: plans)
+        self.completer = completer
+        engine = BatchEngine(plans: plans, context: context, group: group, completer: completer,
+                             ownership: ownership, clock: { clock.get() })
+        completing = Task { await completer.run(tick: .milliseconds(100)) }
         ownership.assign(partitions)
-        offsets.assign(partitions.map { TopicPartition(topic, $0) }, generation: 1)
+        offsets.assign(partitions.map { TopicPartition(topics.qualifications, $0) }, generation: 1)
+        completer.lead(partitions.contains(0))
+        // The completer has created the internal topics and learnt the partition count.
+        while completer.partitionCount == nil { try await Task.sleep(for: .milliseconds(50)) }
     }
 
-    deinit { try? FileManager.default.removeItem(at: folder) }
+    deinit {
+        completing.cancel()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    /// Waits (up to 30 s) until the completer has written every complete cut's `.info`.
+    func settle() async {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while completer.hasDue(), ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(50)) }
+    }
+
+    /// Waits (up to 15 s) for a condition that another task makes true, such as the completer writing an `.info`.
+    func eventually(_ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return condition()
+    }
+
 
     /// A new assignment of the partition (as after a rebalance or restart): in-memory state is dropped.
     func reassign(_ partition: Int32) {

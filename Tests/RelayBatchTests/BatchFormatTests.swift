@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayKafka
 import Testing
 
 @testable import RelayBatch
@@ -120,10 +121,37 @@ struct BatchFormatTests {
         #expect(lines == 200)
     }
 
-    @Test func userTableSnapshotRoundTrip() throws {
-        let destination = Destination(id: 1, name: "d", kind: .batch(BatchSettings(pidAlias: "d", output: .dir(path: "."))),
-                                      mappings: [SegmentMapping(segment: 1, alias: "a"), SegmentMapping(segment: 2)])
-        let catalog = AliasCatalog(destination)
+    static let changelogDestination = Destination(
+        id: 1, name: "d", kind: .batch(BatchSettings(pidAlias: "d", output: .dir(path: "."))),
+        mappings: [SegmentMapping(segment: 1, alias: "a"), SegmentMapping(segment: 2)])
+
+    static func plan(_ destination: Destination = changelogDestination) -> BatchDestinationPlan {
+        guard case .batch(let settings) = destination.kind else { fatalError() }
+        return BatchDestinationPlan(destination: destination, settings: settings,
+                                    delivery: DirDelivery(directory: URL(fileURLWithPath: "/nonexistent")))
+    }
+
+    /// The table's changed users as changelog records, in order, then a head.
+    static func records(_ table: inout UserTable, pool: AliasSetPool, plan: BatchDestinationPlan, lastCut: Int64?,
+                        head: BatchChangelog.Head?, from offset: Int64 = 0) -> [KafkaRecord]
+    {
+        var records: [KafkaRecord] = []
+        func add(_ key: [UInt8], _ value: [UInt8]) {
+            records.append(KafkaRecord(topic: "s", partition: 0, offset: offset + Int64(records.count), key: key,
+                                       value: value, timestamp: 0, headers: [], generation: 1))
+        }
+        for index in table.takeChanged() {
+            let e = table[Int(index)]
+            add(BatchChangelog.userKey(destination: plan.id, uuid: table.uuidBytes(e)),
+                BatchChangelog.userValue(e, table: table, pool: pool, catalog: plan.catalog, writtenUnder: lastCut,
+                                         idIsUUID: false))
+        }
+        if let head { add(BatchChangelog.head, BatchChangelog.headValue(head)) }
+        return records
+    }
+
+    @Test func changelogRoundTripRestoresEveryUserOnce() throws {
+        let plan = Self.plan()
         var pool = AliasSetPool()
         var table = UserTable()
         let both = pool.intern([0, 1])
@@ -131,26 +159,100 @@ struct BatchFormatTests {
         for i in 0..<5_000 {
             table.update(uuid: "uuid-\(i)", id: i % 3 == 0 ? nil : "pid-\(i)", idIsUUID: false, set: i % 2 == 0 ? both : one)
         }
-        table.update(uuid: "uuid-1", id: "pid-1b", idIsUUID: false, set: both)
+        table.update(uuid: "uuid-1", id: "pid-1b", idIsUUID: false, set: both)  // changed twice: written once
         table.update(uuid: "nobody", id: "x", idIsUUID: false, set: 0)  // empty and unknown: not stored
         #expect(table.count == 5_000)
-        table.commitCut()
-        let bytes = Snapshot(nextOffset: 42, lastCut: 7, table: table, pool: pool).encode(catalog: catalog)
-        let back = try Snapshot.decode(bytes, catalog: catalog)
-        #expect(back.nextOffset == 42 && back.lastCut == 7 && back.table.count == 5_000)
+        let records = Self.records(&table, pool: pool, plan: plan, lastCut: nil,
+                                   head: .init(nextOffset: 42, lastCuts: [:]))
+        #expect(records.count == 5_001)
+        #expect(!table.hasChanges)
+        var restore = BatchChangelog.Restore(plans: [plan])
+        for r in records { restore.take(r) }
+        #expect(restore.malformed.isEmpty)
+        #expect(restore.head?.nextOffset == 42)
+        let back = restore.finish()[0].table
+        #expect(back.count == 5_000)
+        let restoredPool = restore.dests[0].pool
         var found = 0
-        for i in 0..<back.table.entries.count {
-            let e = back.table[i]
-            let uuid = String(decoding: back.table.uuidBytes(e), as: UTF8.self)
-            let n = Int(uuid.dropFirst(5))!
-            let id = back.table.idBytes(e).map { String(decoding: $0, as: UTF8.self) }
-            #expect(id == (n == 1 ? "pid-1b" : n % 3 == 0 ? nil : "pid-\(n)"))
-            #expect(back.pool[e.current] == (n % 2 == 0 || n == 1 ? [0, 1] : [1]))
+        for i in 0..<back.entries.count {
+            let e = back[i]
+            let n = Int(String(decoding: back.uuidBytes(e), as: UTF8.self).dropFirst(5))!
+            #expect(back.idBytes(e).map { String(decoding: $0, as: UTF8.self) }
+                == (n == 1 ? "pid-1b" : n % 3 == 0 ? nil : "pid-\(n)"))
+            #expect(restoredPool[e.current] == (n % 2 == 0 || n == 1 ? [0, 1] : [1]))
+            #expect(e.atCut == 0)  // no cut yet: nothing was held at one
             found += 1
         }
         #expect(found == 5_000)
         // Memory-light: well under 150 bytes per user for these short ids.
         #expect(table.byteSize / table.count < 150)
+    }
+
+    /// A cut rewrites no user: a record written before the head's last cut had, at that cut, the set it still has;
+    /// one written after it keeps its own set at the cut; a tombstone removes the user; unknown aliases are dropped.
+    @Test func restoreResolvesEachUsersSetAtTheLastCut() throws {
+        let plan = Self.plan()
+        var pool = AliasSetPool()
+        var table = UserTable()
+        let a = pool.intern([0]), both = pool.intern([0, 1])
+        table.update(uuid: "before", id: "p1", idIsUUID: false, set: a)
+        table.update(uuid: "changed", id: "p2", idIsUUID: false, set: a)
+        table.update(uuid: "gone", id: "p3", idIsUUID: false, set: a)
+        var records = Self.records(&table, pool: pool, plan: plan, lastCut: nil, head: nil)
+        _ = table.commitCut()  // cut 1000: everyone's set at the cut is `a`
+        records += Self.records(&table, pool: pool, plan: plan, lastCut: nil,
+                                head: .init(nextOffset: 3, lastCuts: [1: 1_000]), from: 3)
+        table.update(uuid: "changed", id: "p2", idIsUUID: false, set: both)
+        records += Self.records(&table, pool: pool, plan: plan, lastCut: 1_000,
+                                head: .init(nextOffset: 4, lastCuts: [1: 1_000]), from: 4)
+        records.append(KafkaRecord(topic: "s", partition: 0, offset: 9,
+                                   key: BatchChangelog.userKey(destination: 1, uuid: Array("gone".utf8)[...]),
+                                   value: [], timestamp: 0, headers: [], generation: 1))
+        // Restored under a configuration that no longer maps alias "2".
+        let narrower = Destination(id: 1, name: "d", kind: Self.changelogDestination.kind,
+                                   mappings: [SegmentMapping(segment: 1, alias: "a")])
+        var restore = BatchChangelog.Restore(plans: [Self.plan(narrower)])
+        for r in records { restore.take(r) }
+        let state = restore.finish()[0]
+        #expect(state.lastCut == 1_000)
+        var sets: [String: ([String], [String])] = [:]
+        for i in 0..<state.table.entries.count {
+            let e = state.table[i]
+            func names(_ set: Int32) -> [String] { state.pool[set].map { narrower.mappings[Int($0)].alias } }
+            sets[String(decoding: state.table.uuidBytes(e), as: UTF8.self)] = (names(e.current), names(e.atCut))
+        }
+        #expect(sets.count == 2)
+        #expect(sets["before"]?.0 == ["a"] && sets["before"]?.1 == ["a"])
+        #expect(sets["changed"]?.0 == ["a"] && sets["changed"]?.1 == ["a"])  // "2" is no longer mapped
+        #expect(sets["gone"] == nil)
+    }
+
+    /// Records that do not decode are refused with a reason, never applied.
+    @Test func malformedChangelogRecordsAreRefused() throws {
+        let plan = Self.plan()
+        var pool = AliasSetPool()
+        var table = UserTable()
+        table.update(uuid: "u", id: "p", idIsUUID: false, set: pool.intern([0]))
+        let good = Self.records(&table, pool: pool, plan: plan, lastCut: nil, head: nil)[0]
+        func record(_ key: [UInt8], _ value: [UInt8]) -> KafkaRecord {
+            KafkaRecord(topic: "s", partition: 0, offset: 0, key: key, value: value, timestamp: 0, headers: [],
+                        generation: 1)
+        }
+        let key = Array(good.key!), value = Array(good.value)
+        let cases: [KafkaRecord] = [
+            record(key, value + [0]),                                   // trailing bytes
+            record(key, Array(value.dropLast())),                       // truncated
+            record(key, [9] + value.dropFirst()),                       // unknown version
+            record(Array("u/x/u".utf8), value),                         // destination not a number
+            record(Array("u/1/".utf8) + Array(repeating: 65, count: 300), value),  // uuid too long
+            record(Array("zz".utf8), value),                            // unknown key
+            record(BatchChangelog.head, [1, 0, 0]),                     // truncated head
+            record(key, Array(value.prefix(11)) + [0xFF, 0xFF] + Array(value.dropFirst(13))),  // forged set count
+        ]
+        var restore = BatchChangelog.Restore(plans: [plan])
+        for r in cases { restore.take(r) }
+        #expect(restore.malformed.count == cases.count, "\(restore.malformed.map(\.1))")
+        #expect(restore.finish()[0].table.count == 0)
     }
 }
 

@@ -78,6 +78,7 @@ struct BatchHTTPTests {
         await h.feed(0, (0..<10).map { (t0 + 1_000 + Int64($0), event("user\($0)", [.realized(4532)], pid: nil)) })
         h.clock.set(t0 + 11_500)
         await h.engine.tick()
+        await h.settle()  // the completer writes the .info
         let cut = t0 + 10_000
         let order = try String(contentsOf: inbox.appendingPathComponent("order.txt"), encoding: .utf8)
             .split(separator: "\n").map(String.init)
@@ -160,6 +161,7 @@ struct BatchHTTPTests {
         await h.feed(0, (0..<10).map { (t0 + 1_000 + Int64($0), event("user\($0)", [.realized(4532)], pid: nil)) })
         h.clock.set(t0 + 11_500)
         await h.engine.tick()
+        await h.settle()  // the completer writes the .info
         let root = "http_6004_0_up_full_\(t0 + 10_000)"
         let log = try String(contentsOf: inbox.appendingPathComponent("log.txt"), encoding: .utf8)
         #expect(log == "201 \(root)_000.sync.gz\n201 \(root).info\n")

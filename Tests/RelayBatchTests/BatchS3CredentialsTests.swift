@@ -129,6 +129,7 @@ struct BatchS3CredentialsTests {
         await h.feed(0, (0..<5).map { (t0 + 1_000 + Int64($0), event("u\($0)", [.realized(4532)], pid: nil)) })
         h.clock.set(t0 + 11_500)
         await h.engine.tick()
+        await h.settle()  // the completer writes the .info
         let cut = t0 + 10_000
         let plan = await h.engine.plans.first
         let s3 = try #require(plan?.delivery as? S3Delivery)

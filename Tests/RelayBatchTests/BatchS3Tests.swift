@@ -58,6 +58,7 @@ struct BatchS3Tests {
         await h.feed(0, (0..<20).map { (t0 + 1_000 + Int64($0), event("u\($0)", [.realized(4532)], pid: "P\($0)")) })
         h.clock.set(t0 + 11_500)
         await h.engine.tick()
+        await h.settle()  // the completer writes the .info
         let cut = t0 + 10_000
         let part = try await client.get(bucket: "relay-out", key: "aam/s3_6001_20914_acme_iter_\(cut)_000.sync.gz")
         let local = h.output.appendingPathComponent("readback.gz")

@@ -78,6 +78,7 @@ struct BatchSFTPTests {
         await h.feed(0, (0..<10).map { (t0 + 1_000 + Int64($0), event("user\($0)", [.realized(4532)], pid: nil)) })
         h.clock.set(t0 + 11_500)
         await h.engine.tick()
+        await h.settle()  // the completer writes the .info
         watcher.stop.store(true, ordering: .relaxed)
         await watching.value
 
@@ -148,6 +149,7 @@ struct BatchSFTPTests {
         #expect(Self.listing(server.inbox).isEmpty)  // refused, and still retrying
         try server.authorizeStranger()
         await tick.value
+        await h.settle()  // the completer writes the .info
         let root = "sftp_6021_0_drop_full_\(t0 + 10_000)"
         #expect(Set(Self.listing(server.inbox).keys) == ["\(root)_000.sync", "\(root).info"])
         #expect(try String(contentsOf: server.inbox.appendingPathComponent("\(root)_000.sync"), encoding: .utf8)
@@ -182,6 +184,7 @@ struct BatchSFTPTests {
         try await Task.sleep(for: .seconds(1))
         try await server.start()
         await tick.value
+        await h.settle()  // the completer writes the .info
 
         let root = "sftp_6021_0_drop_full_\(t0 + 10_000)"
         let final = Self.listing(server.inbox)

@@ -81,11 +81,13 @@ struct BatchUploadKillTests {
             records.append(OutgoingRecord(topic: topics.qualifications, key: Array(q.uuid.utf8), value: q.jsonBytes(),
                                           partition: Int32(p), timestamp: cut + 1_000))
         }
-        let workers: [(WorkerProcess, Int)] = try (0..<2).map { _ in
+        let workers: [(WorkerProcess, Int)] = try (0..<2).map { n in
             let metrics = freePort()
+            let own = dir.url.appendingPathComponent("member-\(n)")  // each its own empty directory
+            try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
             let worker = try WorkerProcess("relay-batch", arguments: [
-                "--config", "relay.yaml", "--metrics-port", String(metrics), "--state-dir", "state", "--group", group,
-            ], workingDirectory: dir.url)
+                "--config", dir.path("relay.yaml"), "--metrics-port", String(metrics), "--group", group,
+            ], workingDirectory: own)
             return (worker, metrics)
         }
         defer { Task { for (w, _) in workers { await w.stop() } } }

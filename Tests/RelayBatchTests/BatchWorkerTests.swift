@@ -4,8 +4,9 @@ import RelayKafka
 import RelayTestSupport
 import Testing
 
-/// `relay-batch` processes on the real broker: two members of one group, one SIGKILLed while it accumulates; then a
-/// replay of the group from the earliest offsets.
+/// `relay-batch` processes on the real broker, each in its own empty working directory (their state is in Kafka):
+/// two members of one group, one SIGKILLed while it accumulates; then a replay of the group from the earliest
+/// offsets; and the group's committed offsets under steady load.
 @Suite("relay-batch workers", .serialized, .timeLimit(.minutes(4)))
 struct BatchWorkerTests {
     static let partitions: Int32 = 4
@@ -26,7 +27,7 @@ struct BatchWorkerTests {
                 pid_alias: acme
                 gzip: true
                 max_file_bytes: 400
-                output: {type: dir, path: ./outbound}
+                output: {type: dir, path: \(dir.path("outbound"))}
                 mappings: [{segment: 4532, alias: a4532}, {segment: 99, alias: "99"}]
               - id: 6002
                 name: acme-full
@@ -36,7 +37,7 @@ struct BatchWorkerTests {
                 mode: full
                 pid_alias: acmefull
                 gzip: false
-                output: {type: dir, path: ./outbound}
+                output: {type: dir, path: \(dir.path("outbound"))}
                 mappings: [{segment: 4532, alias: a4532}]
             """)
         let outbound = dir.url.appendingPathComponent("outbound")
@@ -65,11 +66,15 @@ struct BatchWorkerTests {
             return OutgoingRecord(topic: topics.qualifications, key: Array(q.uuid.utf8), value: q.jsonBytes(),
                                   partition: p, timestamp: cutA + 1_000)
         }
+        var started = 0
         func start() throws -> (WorkerProcess, Int) {
             let port = freePort()
+            started += 1
+            let own = dir.url.appendingPathComponent("member-\(started)")  // empty, and nobody else's
+            try FileManager.default.createDirectory(at: own, withIntermediateDirectories: true)
             let worker = try WorkerProcess("relay-batch", arguments: [
-                "--config", "relay.yaml", "--metrics-port", String(port), "--state-dir", "state", "--group", group,
-            ], workingDirectory: dir.url)
+                "--config", dir.path("relay.yaml"), "--metrics-port", String(port), "--group", group,
+            ], workingDirectory: own)
             return (worker, port)
         }
         func consumed(_ port: Int) async -> Bool {
@@ -89,7 +94,7 @@ struct BatchWorkerTests {
             let two = await consumed(p2)
             return one && two
         })
-        // Mid-accumulation: w1 holds records of cut A that no cut has delivered or committed.
+        // Mid-accumulation: w1 holds records of cut A that no cut has delivered (its state is in the changelog).
         w1.kill()
         await w1.waitForExit()
         try await TestBroker.produce(closing)
@@ -134,6 +139,10 @@ struct BatchWorkerTests {
             fullLines += String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
         }
         #expect(fullLines.sorted() == expectedFull.sorted())
+        // Exactly one .info per cut and destination, and nothing partial under a final name.
+        let names = try FileManager.default.contentsOfDirectory(atPath: outbound.path)
+        #expect(names.filter { $0.hasSuffix(".info") }.sorted() == [infoName, fullInfo].sorted())
+        #expect(!names.contains { $0.hasPrefix(".") })
 
         // Stop, rewind the group to the earliest offsets, remove the parts, and run again: the same bytes return.
         w2.terminate()
@@ -162,5 +171,70 @@ struct BatchWorkerTests {
         }
         w3.terminate()
         #expect(await w3.waitForExit(timeout: .seconds(30)) == 0)
+    }
+
+    /// Under steady input and a 24 h cut period, the committed offsets stay a few seconds behind the log end (the
+    /// state is committed to the changelog, not held until the cut), and reach it once the input stops.
+    @Test func committedOffsetsFollowTheLogEndUnderSteadyLoad() async throws {
+        let topics = try await TestBroker.createRelayTopics(partitions: 2)
+        let dir = try TestDirectory("relay-batch-lag")
+        let group = TestBroker.uniqueName("relay-batch")
+        try dir.write("relay.yaml", topics.kafkaYAML + """
+            destinations:
+              - id: 6001
+                name: daily
+                kind: batch
+                every: 24h
+                mode: iter
+                pid_alias: daily
+                output: {type: dir, path: \(dir.path("outbound"))}
+                mappings: [{segment: 4532, alias: a4532}]
+            """)
+        let port = freePort()
+        let worker = try WorkerProcess("relay-batch", arguments: [
+            "--config", "relay.yaml", "--metrics-port", String(port), "--group", group,
+        ], workingDirectory: dir.url)
+        defer { Task { await worker.stop() } }
+        try await worker.waitForHTTP(port: port)
+        let admin = try KafkaAdmin(configuration: TestBroker.client, logger: TestBroker.logger)
+        func lag() async -> Int64? {
+            guard let committed = try? await admin.committedOffsets(group: group, topic: topics.qualifications),
+                  let ends = try? await admin.endOffsets(try await admin.topicPartitions(topics.qualifications))
+            else { return nil }
+            return ends.reduce(0) { $0 + max(0, $1.value - (committed[$1.key] ?? 0)) }
+        }
+        // Batches of 100 events for 12 s; the lag is sampled about every second.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        var lags: [Int64] = []
+        var sent = 0
+        let started = ContinuousClock.now
+        var sampled = started
+        while ContinuousClock.now - started < .seconds(12) {
+            let batch = (0..<100).map { i -> OutgoingRecord in
+                let uuid = "user-\(sent + i)"
+                let q = Qualification(eventID: "e\(sent + i)", uuid: uuid, timestamp: now,
+                                      segments: [.realized(4532)])
+                return OutgoingRecord(topic: topics.qualifications, key: Array(uuid.utf8), value: q.jsonBytes())
+            }
+            try await TestBroker.produce(batch)
+            sent += batch.count
+            if ContinuousClock.now - sampled >= .seconds(1), let lag = await lag() {
+                lags.append(lag)
+                sampled = ContinuousClock.now
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        // The first samples may come before the first commit; after that, the lag is about a second of input
+        // (the commit interval), far below what a cut period would hold back (everything sent).
+        let perSecond = Int64(sent) / 12
+        #expect(lags.count >= 5, "\(lags)")
+        #expect(lags.dropFirst(2).allSatisfy { $0 <= 3 * perSecond + 200 },
+                "lag samples \(lags) of \(sent) events (\(perSecond)/s)")
+        #expect(await eventually(timeout: .seconds(15)) { await lag() == 0 }, "\(worker.log.suffix(2000))")
+        // No cut is due, so nothing is delivered; the state is in the changelog.
+        let changelog = try await TestBroker.readAll(InternalTopics.batchState(group: group))
+        let users = Set(changelog.compactMap { $0.key.map { String(decoding: $0, as: UTF8.self) } }
+            .filter { $0.hasPrefix("u/6001/") })
+        #expect(users.count == sent)
     }
 }
