@@ -11,8 +11,10 @@ import RelayKafka
 ///   (`current`) and at the previous cut (`atCut`), by name (a changed configuration still restores), and the cut
 ///   that was the destination's last when the record was written. Written whenever the user's state changes; a
 ///   tombstone once a cut leaves the user with nothing.
-/// - `head`: the input offset the partition's state covers (`nextOffset`: every record below it is applied) and each
-///   destination's last cut. Written after every write of user records, and after each cut.
+/// - `head`: the input offset the partition's state covers (`nextOffset`: every record below it is applied) and, per
+///   destination, its last cut and the open cut the users changed since belong to (a new owner that replays the
+///   record which closes that cut must make it, not fold its users into the next one). Written after every write of
+///   user records, and after each cut.
 ///
 /// A cut does not rewrite its users: a user record written before the destination's last cut (per the head) had, at
 /// that cut, the set it still has, so restore takes `atCut = current` for it. That keeps a cut's cost in the
@@ -68,19 +70,26 @@ enum BatchChangelog {
     }
 
     struct Head: Sendable, Equatable {
+        struct Cuts: Sendable, Equatable {
+            var last: Int64?
+            var open: Int64?
+        }
+
         var nextOffset: Int64
-        /// Per destination id, its last cut.
-        var lastCuts: [Int: Int64]
+        /// Per destination id, its last and open cuts.
+        var cuts: [Int: Cuts]
     }
 
+    /// `Int64.min` stands for "none" (no cut time is that far back: record times are checked on input).
     static func headValue(_ head: Head) -> [UInt8] {
-        var w = BinaryWriter(capacity: 16 + head.lastCuts.count * 16)
+        var w = BinaryWriter(capacity: 16 + head.cuts.count * 24)
         w.put(version)
         w.put(head.nextOffset)
-        w.put(UInt32(head.lastCuts.count))
-        for (destination, cut) in head.lastCuts.sorted(by: { $0.key < $1.key }) {
+        w.put(UInt32(head.cuts.count))
+        for (destination, cuts) in head.cuts.sorted(by: { $0.key < $1.key }) {
             w.put(Int64(destination))
-            w.put(cut)
+            w.put(cuts.last ?? .min)
+            w.put(cuts.open ?? .min)
         }
         return w.bytes
     }
@@ -89,15 +98,16 @@ enum BatchChangelog {
         var r = BinaryReader(value, what: "batch state head")
         guard try r.read(UInt8.self) == version else { throw MalformedInput("batch state head: unknown version") }
         let next = try r.read(Int64.self)
-        var cuts: [Int: Int64] = [:]
-        for _ in 0..<(try r.readCount(UInt32.self, elementSize: 16)) {
+        var cuts: [Int: Head.Cuts] = [:]
+        for _ in 0..<(try r.readCount(UInt32.self, elementSize: 24)) {
             let destination = try r.read(Int64.self)
-            let cut = try r.read(Int64.self)
+            let last = try r.read(Int64.self)
+            let open = try r.read(Int64.self)
             guard let id = Int(exactly: destination) else { throw MalformedInput("batch state head: bad destination") }
-            cuts[id] = cut
+            cuts[id] = Head.Cuts(last: last == .min ? nil : last, open: open == .min ? nil : open)
         }
         guard r.isAtEnd else { throw MalformedInput("batch state head: trailing bytes") }
-        return Head(nextOffset: next, lastCuts: cuts)
+        return Head(nextOffset: next, cuts: cuts)
     }
 
     /// Rebuilds a partition's state from its changelog, record by record in offset order.
@@ -198,12 +208,14 @@ enum BatchChangelog {
             return number
         }
 
-        /// The restored state of every destination: each destination's last cut from the last head, and each
-        /// user's set at that cut (see ``BatchChangelog``); users with nothing are dropped.
+        /// The restored state of every destination: each destination's last and open cuts from the last head, and
+        /// each user's set at the last cut (see ``BatchChangelog``); users with nothing are dropped.
         mutating func finish() -> [DestinationPartitionState] {
             for d in dests.indices {
-                let last = head?.lastCuts[plans[d].id]
+                let cuts = head?.cuts[plans[d].id]
+                let last = cuts?.last
                 dests[d].lastCut = last
+                dests[d].openCut = cuts?.open
                 let cut = last ?? .min
                 for entry in writtenUnder[d].indices where writtenUnder[d][entry] < cut {
                     dests[d].table.setAtCut(entry, dests[d].table[entry].current)

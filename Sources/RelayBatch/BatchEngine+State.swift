@@ -96,11 +96,13 @@ extension BatchEngine {
         }
         let nextOffset = state.lastOffset.map { $0 + 1 } ?? state.writtenUpTo ?? 0
         guard !records.isEmpty || state.headChanged || nextOffset != state.writtenUpTo else { return true }
-        var lastCuts: [Int: Int64] = [:]
-        for i in plans.indices { if let cut = state.dests[i].lastCut { lastCuts[plans[i].id] = cut } }
+        var cuts: [Int: BatchChangelog.Head.Cuts] = [:]
+        for i in plans.indices {
+            cuts[plans[i].id] = .init(last: state.dests[i].lastCut, open: state.dests[i].openCut)
+        }
         records.append(OutgoingRecord(
             topic: stateTopic, key: BatchChangelog.head,
-            value: BatchChangelog.headValue(.init(nextOffset: nextOffset, lastCuts: lastCuts)), partition: partition))
+            value: BatchChangelog.headValue(.init(nextOffset: nextOffset, cuts: cuts)), partition: partition))
         var attempt = 0
         while true {
             guard owns(partition, state) else { return false }

@@ -293,6 +293,8 @@ actor BatchEngine {
             state.tombstones.append(BatchChangelog.userKey(destination: plan.id, uuid: uuid))
         }
         state.dests[i].lastCut = cut
+        // The users of this cut are in it: none belong to an open cut until the next record opens one.
+        if let open = state.dests[i].openCut, open <= cut { state.dests[i].openCut = nil }
         state.headChanged = true
         guard await writeState(partition, &state) else { return false }
         BatchMetrics.cut(destination: plan.id, users: written.users, lines: written.lines, skipped: written.skipped,

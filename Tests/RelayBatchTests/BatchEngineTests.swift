@@ -170,6 +170,22 @@ struct BatchEngineTests {
     }
 }
 
+extension BatchEngineTests {
+    /// The owner dies after the changelog has a cut's users but before it makes the cut: the new owner restores the
+    /// open cut with them and, replaying the record that closes it, makes that cut, not a later one.
+    @Test func aNewOwnerMakesTheOpenCutItRestored() async throws {
+        let h = try await Harness(partitions: [0], partitionCount: 1)
+        let t0 = Self.t0
+        await h.feed(0, (0..<3).map { (t0 + 1_000 + Int64($0), event("u\($0)", [.realized(4532)], pid: "P\($0)")) })
+        #expect(h.commitPoint(0) == 3)
+        h.reassign(0)
+        await h.feed(0, [(t0 + 11_000, event("late", [.realized(4532)], pid: "PL"))], firstOffset: 3)
+        let cut1 = t0 + 10_000
+        #expect(h.text("dir_6001_20914_acme_iter_\(cut1)_000.sync") == "P0 a4532 \nP1 a4532 \nP2 a4532 \n")
+        #expect(!h.exists("dir_6001_20914_acme_iter_\(cut1 + 10_000)_000.sync"))
+    }
+}
+
 func event(_ uuid: String, _ segments: [SegmentState], pid: String?, ts: Int64 = BatchEngineTests.t0) -> Qualification {
     Qualification(eventID: "ev-\(UUID().uuidString)", uuid: uuid, timestamp: ts, segments: segments,
                   partnerIDs: pid.map { ["20914": $0] } ?? [:])

@@ -77,11 +77,13 @@ struct BatchFormatTests {
         #expect(parts.count == 10)  // two 24-byte lines fit in 50 bytes, three do not
         #expect(parts.map(\.sequence) == Array(250..<260))
         var joined = ""
-        for part in parts {
-            let data = try Data(contentsOf: dir.url.appendingPathComponent(part.name))
+        #expect(writer.files.count == parts.count)
+        for (part, url) in zip(parts, writer.files) {
+            #expect(url.lastPathComponent == part.name + "." + PartWriter.processTag + ".partial")
+            let data = try Data(contentsOf: url)
             #expect(data.count == part.byteSize && data.count <= 50)
             #expect(part.lineCount == 2)
-            #expect(part.md5 == md5sum(dir.url.appendingPathComponent(part.name)))
+            #expect(part.md5 == md5sum(url))
             joined += String(decoding: data, as: UTF8.self)
         }
         #expect(joined == expected)
@@ -106,8 +108,7 @@ struct BatchFormatTests {
         #expect(parts.count > 1)
         var joined = ""
         var lines = 0
-        for part in parts {
-            let url = dir.url.appendingPathComponent(part.name)
+        for (part, url) in zip(parts, writer.files) {
             #expect(part.name.hasSuffix(".sync.gz"))
             #expect(part.byteSize <= limit)
             #expect(try Data(contentsOf: url).count == part.byteSize)
@@ -163,7 +164,7 @@ struct BatchFormatTests {
         table.update(uuid: "nobody", id: "x", idIsUUID: false, set: 0)  // empty and unknown: not stored
         #expect(table.count == 5_000)
         let records = Self.records(&table, pool: pool, plan: plan, lastCut: nil,
-                                   head: .init(nextOffset: 42, lastCuts: [:]))
+                                   head: .init(nextOffset: 42, cuts: [:]))
         #expect(records.count == 5_001)
         #expect(!table.hasChanges)
         var restore = BatchChangelog.Restore(plans: [plan])
@@ -201,10 +202,10 @@ struct BatchFormatTests {
         var records = Self.records(&table, pool: pool, plan: plan, lastCut: nil, head: nil)
         _ = table.commitCut()  // cut 1000: everyone's set at the cut is `a`
         records += Self.records(&table, pool: pool, plan: plan, lastCut: nil,
-                                head: .init(nextOffset: 3, lastCuts: [1: 1_000]), from: 3)
+                                head: .init(nextOffset: 3, cuts: [1: .init(last: 1_000, open: 2_000)]), from: 3)
         table.update(uuid: "changed", id: "p2", idIsUUID: false, set: both)
         records += Self.records(&table, pool: pool, plan: plan, lastCut: 1_000,
-                                head: .init(nextOffset: 4, lastCuts: [1: 1_000]), from: 4)
+                                head: .init(nextOffset: 4, cuts: [1: .init(last: 1_000, open: 2_000)]), from: 4)
         records.append(KafkaRecord(topic: "s", partition: 0, offset: 9,
                                    key: BatchChangelog.userKey(destination: 1, uuid: Array("gone".utf8)[...]),
                                    value: [], timestamp: 0, headers: [], generation: 1))
@@ -215,6 +216,7 @@ struct BatchFormatTests {
         for r in records { restore.take(r) }
         let state = restore.finish()[0]
         #expect(state.lastCut == 1_000)
+        #expect(state.openCut == 2_000)  // the users changed since the last cut belong to it
         var sets: [String: ([String], [String])] = [:]
         for i in 0..<state.table.entries.count {
             let e = state.table[i]
