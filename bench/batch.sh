@@ -2,11 +2,17 @@
 # relay-batch (release build): N events (default 1,000,000, one per user, so N distinct users) on 8 partitions into
 # two batch destinations, iter (partner ids, gzip) and full (uuids, gzip), delivered to a local folder.
 #   bash bench/batch.sh [N]
-# Prints: accumulation rate (events/s from the first record read until all N are read) next to kcat's raw consume
-# rate of the same topic in the same run and the ratio; then the cut: time to write (and deliver) the full file for
-# N users (sum of the partitions' cut durations, they are written one after another) and the worker's peak memory
-# (VmHWM) per user held. Kafka timestamps are the produce time, so the run waits for the next minute's cut (every:
-# 1m, grace: 5s): up to about a minute of idle time is part of the run, not of the figures.
+# Prints:
+# - accumulation: events/s from the first record read until all N are read, and until all N are committed (the
+#   state they changed is in the changelog <group>.state), next to kcat's raw consume rate of the same topic in the
+#   same run, with the ratios; how long the commit trailed the last read;
+# - bytes written to the internal topics (key + value) per input event, against the input event's own size;
+# - the cut: time to write (and deliver) the full file for N users (sum of the partitions' cut durations, they are
+#   written one after another) and the worker's peak memory (VmHWM) per user held;
+# - restore: the worker is SIGKILLed and a new one restores every partition from the changelog: seconds, records
+#   read, and seconds per million users.
+# Kafka timestamps are the produce time, so the run waits for the next minute's cut (every: 1m, grace: 5s): up to
+# about a minute of idle time is part of the run, not of the figures.
 export BENCH_BROKER_PORT="${BENCH_BROKER_PORT:-29292}"
 source "$(dirname "$0")/lib.sh"
 N="${1:-1000000}"
@@ -31,14 +37,17 @@ YAML
 cd "$WORK"
 "$BIN/relayctl" topics create --config relay.yaml --partitions "$PARTITIONS" >/dev/null
 echo "bench: producing $N events (one per user) to bench.qualifications ($PARTITIONS partitions)"
-python3 "$RELAY_ROOT/bench/batch-events.py" "$N" \
-  | kcat -P -b "$RELAY_BROKERS" -t bench.qualifications -K $'\t' -X linger.ms=50 -X batch.num.messages=10000
+python3 "$RELAY_ROOT/bench/batch-events.py" "$N" >"$WORK/events.tsv"
+kcat -P -b "$RELAY_BROKERS" -t bench.qualifications -K $'\t' -X linger.ms=50 -X batch.num.messages=10000 \
+  <"$WORK/events.tsv"
+INPUT_BYTES=$(( $(wc -c <"$WORK/events.tsv") - 2 * N ))  # key + value, without the tab and newline
+rm -f "$WORK/events.tsv"
 KCAT=$(kcat_rate bench.qualifications "$N")
 echo "bench: kcat raw consume: $KCAT events/s"
 
-"$BIN/relay-batch" --config relay.yaml --metrics-port "$METRICS_PORT" --state-dir ./state 2>"$WORK/worker.log" &
+"$BIN/relay-batch" --config relay.yaml --metrics-port "$METRICS_PORT" 2>"$WORK/worker.log" &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
+trap 'kill $WORKER ${RESTORER:-} 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
 FIRST=""
 while :; do
   got=$(metric_sum "$METRICS_PORT" relay_records_consumed_total 2>/dev/null || true)
@@ -49,8 +58,18 @@ while :; do
   sleep 0.05
 done
 LAST=$(now_ms)
+while [ "$(metric_sum "$METRICS_PORT" relay_committed_offset)" -lt "$N" ]; do
+  kill -0 $WORKER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/worker.log"; exit 1; }
+  sleep 0.05
+done
+COMMITTED=$(now_ms)
 RATE=$(( (N - FIRST_COUNT) * 1000 / (LAST - FIRST > 0 ? LAST - FIRST : 1) ))
-echo "bench: relay-batch accumulation: $RATE events/s (ratio $(awk -v a="$RATE" -v b="$KCAT" 'BEGIN{printf "%.2f", a/b}') of kcat)"
+CRATE=$(( (N - FIRST_COUNT) * 1000 / (COMMITTED - FIRST > 0 ? COMMITTED - FIRST : 1) ))
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+echo "bench: relay-batch accumulation: read $RATE events/s ($(ratio "$RATE" "$KCAT") of kcat), committed $CRATE events/s ($(ratio "$CRATE" "$KCAT") of kcat); the commit trailed the last read by $((COMMITTED - LAST)) ms"
+WRITTEN=$(metric_sum "$METRICS_PORT" relay_batch_state_bytes_written_total)
+WRITTEN_RECORDS=$(metric_sum "$METRICS_PORT" relay_batch_state_records_written_total)
+echo "bench: changelog: $WRITTEN_RECORDS records, $WRITTEN bytes: $(( WRITTEN / N )) bytes per input event against $(( INPUT_BYTES / N )) bytes of input event ($(ratio "$WRITTEN" "$INPUT_BYTES")x)"
 echo "bench: waiting for the cut (next minute + 5 s grace)"
 while [ "$(grep -c '"cut complete".*"destination":"6002"' "$WORK/worker.log" || true)" -lt 1 ]; do
   kill -0 $WORKER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/worker.log"; exit 1; }
@@ -71,3 +90,20 @@ STATE_BYTES=$(metric_sum "$METRICS_PORT" relay_batch_state_bytes || echo 0)
 STATE_USERS=$(metric_sum "$METRICS_PORT" relay_batch_state_users || echo 0)
 [ "$STATE_USERS" -gt 0 ] && echo "bench: user state: $STATE_USERS users held, $STATE_BYTES bytes: $(( STATE_BYTES / STATE_USERS )) bytes per user"
 ls outbound | grep '\.info$'
+
+# Restore: a new process takes every partition (the first one is SIGKILLed) and reads the changelog.
+kill -9 $WORKER
+wait $WORKER 2>/dev/null || true
+"$BIN/relay-batch" --config relay.yaml --metrics-port "$METRICS_PORT" 2>"$WORK/restore.log" &
+RESTORER=$!
+while [ "$(grep -c '"batch state restored"' "$WORK/restore.log" || true)" -lt "$PARTITIONS" ]; do
+  kill -0 $RESTORER 2>/dev/null || { echo "bench: relay-batch exited"; tail -5 "$WORK/restore.log"; exit 1; }
+  sleep 0.2
+done
+RESTORE_S=$(grep '"batch state restored"' "$WORK/restore.log" | sed -E 's/.*"seconds":"([0-9.]+)[^"]*".*/\1/' \
+  | awk '{s+=$1} END {printf "%.2f", s}')
+RESTORED=$(grep '"batch state restored"' "$WORK/restore.log" | sed -E 's/.*"changelog_records":"([0-9]+)".*/\1/' \
+  | awk '{s+=$1} END {print s+0}')
+RUSERS=$(grep '"batch state restored"' "$WORK/restore.log" | sed -E 's/.*"users":"([0-9]+)".*/\1/' \
+  | awk '{s+=$1} END {print s+0}')
+echo "bench: restore: $PARTITIONS partitions, $RESTORED changelog records, $RUSERS user-destinations in $RESTORE_S s: $(awk -v s="$RESTORE_S" -v n="$N" 'BEGIN{printf "%.2f", s * 1000000 / n}') s per million users ($(awk -v s="$RESTORE_S" -v n="$RUSERS" 'BEGIN{printf "%.2f", s * 1000000 / n}') s per million user-destinations)"

@@ -66,6 +66,10 @@ warnings: list[str] = []
 checked: list[str] = []
 
 
+# The workers that keep state in Kafka, and the relayctl option that names their group's internal topics.
+STATEFUL = {"relay-batch": "--batch-group", "relay-pixel-audit": "--pixel-audit-group"}
+
+
 def rel(path: Path | str) -> str:
     try:
         return str(Path(path).resolve().relative_to(ROOT))
@@ -215,6 +219,7 @@ def check_kustomization(directory: Path, executables: set[str], relay_configs: l
             problem(directory, f"Secret/{name}", "ships values: an apply would overwrite the operator's real Secret")
 
     partitions = DEFAULT_PARTITIONS
+    topics_job_groups: dict[str, str] | None = None  # stateful executable -> group whose internal topics it creates
     groups: dict[str, tuple[str, str]] = {}  # Deployment -> (executable, group)
     pod_ports: dict[str, dict] = {}
     for kind in ("Deployment", "Job"):
@@ -228,6 +233,9 @@ def check_kustomization(directory: Path, executables: set[str], relay_configs: l
                     continue
                 if args[:3] == ["relayctl", "topics", "create"]:
                     partitions = int(option(args, "--partitions") or DEFAULT_PARTITIONS)
+                    topics_job_groups = {"relay-batch": option(args, "--batch-group") or "relay-batch",
+                                         "relay-pixel-audit": option(args, "--pixel-audit-group")
+                                         or "relay-pixel-audit"}
                 given = {e["name"] for e in container.get("env") or []}
                 if variables - given and not any("secretRef" in e for e in container.get("envFrom") or []):
                     problem(directory, where, f"relay.yaml needs {sorted(variables - given)}: no env or secretRef")
@@ -249,6 +257,16 @@ def check_kustomization(directory: Path, executables: set[str], relay_configs: l
                                    "labels": workload["spec"]["template"]["metadata"].get("labels") or {}}
                 if args[0] in GROUP_TOPIC and kind == "Deployment":
                     groups[name] = (args[0], option(args, "--group") or args[0])
+
+    # No shared disk (SPEC §1): state is in Kafka, so no claim is ReadWriteMany, and the topics Job creates the
+    # internal topics (<group>.state, ...) of the groups the stateful workers actually run as.
+    for name, claim in by_kind.get("PersistentVolumeClaim", {}).items():
+        if "ReadWriteMany" in (claim["spec"].get("accessModes") or []):
+            problem(directory, f"PersistentVolumeClaim/{name}", "ReadWriteMany: relay processes share no disk")
+    for name, (executable, group) in groups.items():
+        if executable in STATEFUL and topics_job_groups is not None and topics_job_groups[executable] != group:
+            problem(directory, f"Deployment/{name}", f"group {group}, but the topics Job creates the internal "
+                    f"topics of {topics_job_groups[executable]} ({STATEFUL[executable]})")
 
     for name, service in by_kind.get("Service", {}).items():
         selector = service["spec"].get("selector") or {}

@@ -10,7 +10,7 @@ import RelayCore
 protocol BatchDelivery: Sendable {
     /// Where parts are written before delivery.
     var spool: URL { get }
-    /// The prefix of the spool file names (so that dir output writes `.name.partial` beside the final name).
+    /// The prefix of the spool file names (so that dir output writes `.<name>.<tag>.partial` beside the final name).
     var spoolPrefix: String { get }
     func deliver(file: URL, name: String) async throws
     func deliver(bytes: [UInt8], name: String) async throws
@@ -52,7 +52,7 @@ func makeDelivery(_ output: BatchOutput, spool: URL, httpClient: HTTPClient,
     }
 }
 
-/// `{type: dir, path}`: parts are written beside their final name as `.<name>.partial`, synced, and renamed into
+/// `{type: dir, path}`: parts are written beside their final name as `.<name>.<tag>.partial`, synced, and renamed into
 /// place; the directory is synced after the rename. A reader never sees a partial file under a final name.
 struct DirDelivery: BatchDelivery {
     let directory: URL

@@ -14,7 +14,7 @@ public struct WrittenPart: Sendable, Hashable, Codable {
 }
 
 /// Writes the lines of one partition's cut into parts of at most `maxFileBytes` bytes each, split on line
-/// boundaries, into local files (`directory/<prefix><name>`), with their MD5 and line counts.
+/// boundaries, into local files (`directory/<prefix><name>.<tag>.partial`), with their MD5 and line counts.
 ///
 /// With gzip, lines are compressed in blocks of at most 1 MiB (uncompressed), each block a complete gzip member; a
 /// part is a concatenation of whole members (RFC 1952 §2.2: a gzip file is a series of members, which `gunzip`,
@@ -24,6 +24,9 @@ public struct WrittenPart: Sendable, Hashable, Codable {
 /// halves by lines. A single line larger than the limit is written as a part of its own (it cannot be split).
 final class PartWriter {
     static let blockLimit = 1 << 20
+    /// In local file names, so that two processes writing the same part (a revoked owner still finishing, and the
+    /// next one) into one `dir` output never write the same file.
+    static let processTag = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 
     private let names: BatchFileNames
     private let cut: Int64
@@ -123,7 +126,7 @@ final class PartWriter {
         let number = BatchFileNames.partNumber(partition: partition, partitionCount: partitionCount,
                                                index: parts.count)
         let name = names.part(cut: cut, number: number)
-        let url = directory.appendingPathComponent(prefix + name)
+        let url = directory.appendingPathComponent(prefix + name + "." + Self.processTag + ".partial")
         fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw BatchError("cannot create \(url.path): \(String(cString: strerror(errno)))") }
         files.append(url)

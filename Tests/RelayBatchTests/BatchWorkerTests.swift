@@ -126,6 +126,8 @@ struct BatchWorkerTests {
             iterLines += lines
         }
         #expect(iterLines.sorted() == expectedIter.sorted())  // every expected line, exactly once
+        // Parts of every input partition are listed (partition p of 4 numbers its parts from p * 250).
+        #expect(Set(listed.compactMap { ($0["FileSequenceNumber"] as? Int).map { $0 / 250 } }) == [0, 1, 2, 3])
         let fullInfo = "dir_6002_0_acmefull_full_\(cutA).info"
         #expect(await eventually(timeout: .seconds(30)) {
             FileManager.default.fileExists(atPath: outbound.appendingPathComponent(fullInfo).path)
@@ -236,5 +238,85 @@ struct BatchWorkerTests {
         let users = Set(changelog.compactMap { $0.key.map { String(decoding: $0, as: UTF8.self) } }
             .filter { $0.hasPrefix("u/6001/") })
         #expect(users.count == sent)
+    }
+
+    /// A TCP forwarder to the test broker, in Python: until it starts, the worker cannot reach any broker.
+    static let forwarder = #"""
+        import asyncio, sys
+        listen, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+        async def pipe(r, w):
+            try:
+                while data := await r.read(65536):
+                    w.write(data); await w.drain()
+            finally:
+                w.close()
+        async def handle(r, w):
+            br, bw = await asyncio.open_connection(host, port)
+            await asyncio.gather(pipe(r, bw), pipe(br, w), return_exceptions=True)
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", listen)
+            async with server: await server.serve_forever()
+        asyncio.run(main())
+        """#
+
+    /// A worker started while no broker is reachable writes no `.info` (it cannot know the partition count, and
+    /// never guesses it); once the broker is reachable, the cut completes with every partition's parts.
+    @Test func noInfoUntilTheBrokerTellsThePartitionCount() async throws {
+        let topics = try await TestBroker.createRelayTopics(partitions: 2)
+        let dir = try TestDirectory("relay-batch-unreachable")
+        let group = TestBroker.uniqueName("relay-batch")
+        try dir.write("relay.yaml", topics.kafkaYAML + """
+            destinations:
+              - id: 6001
+                name: files
+                kind: batch
+                every: 10s
+                grace: 2s
+                mode: full
+                pid_alias: f
+                gzip: false
+                output: {type: dir, path: \(dir.path("outbound"))}
+                mappings: [{segment: 4532, alias: a4532}]
+            """)
+        try dir.write("forward.py", Self.forwarder)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let t0 = now / 10_000 * 10_000 - 600_000
+        let cut = t0 + 10_000
+        var records: [OutgoingRecord] = []
+        for i in 0..<20 {
+            let q = Qualification(eventID: "e\(i)", uuid: "u\(i)", timestamp: t0, segments: [.realized(4532)])
+            records.append(OutgoingRecord(topic: topics.qualifications, key: Array(q.uuid.utf8), value: q.jsonBytes(),
+                                          partition: Int32(i % 2), timestamp: t0 + 1_000))
+        }
+        try await TestBroker.produce(records)
+        let proxyPort = freePort()
+        let metrics = freePort()
+        let broker = TestBroker.brokers.split(separator: ",")[0].split(separator: ":")
+        let worker = try WorkerProcess("relay-batch", arguments: [
+            "--config", "relay.yaml", "--metrics-port", String(metrics), "--group", group,
+        ], workingDirectory: dir.url, environment: ["RELAY_BROKERS": "127.0.0.1:\(proxyPort)"])
+        defer { Task { await worker.stop() } }
+        try await Task.sleep(for: .seconds(6))
+        let info = dir.url.appendingPathComponent("outbound/dir_6001_0_f_full_\(cut).info")
+        #expect(worker.isRunning)
+        #expect(!FileManager.default.fileExists(atPath: info.path))
+        #expect((try? await HTTPGet.fetch("http://127.0.0.1:\(metrics)/health/ready"))?.0 != 200)
+
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        proxy.arguments = [dir.path("forward.py"), String(proxyPort), String(broker[0]), String(broker[1])]
+        proxy.standardOutput = FileHandle.nullDevice
+        proxy.standardError = FileHandle.nullDevice
+        try proxy.run()
+        defer {
+            kill(proxy.processIdentifier, SIGKILL)
+            proxy.waitUntilExit()
+        }
+        #expect(await eventually(timeout: .seconds(90)) { FileManager.default.fileExists(atPath: info.path) },
+                "\(worker.log.suffix(2000))")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: info)) as? [String: Any])
+        let files = try #require(json["Files"] as? [[String: Any]])
+        #expect(files.compactMap { $0["FileSequenceNumber"] as? Int }.sorted() == [0, 500])
+        #expect((json["Totals"] as? [String: Any])?["TotalNumberLines"] as? Int == 20)
     }
 }

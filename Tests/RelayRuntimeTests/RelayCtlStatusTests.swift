@@ -68,18 +68,24 @@ struct RelayCtlStatusTests {
         try await TestBroker.produce([audit(nil, fired: 100, received: 80), audit(nil, fired: 100, received: 85),
                                       audit(3, fired: 40, received: 35)])
 
-        // Batch: destination 6001 completed the cut 1795982400000 (its .info in the dir output); 6002 has none.
+        // Batch: destination 6001 completed the cut 1795982400000 (its completion in <group>.cuts, its .info in the
+        // dir output); 6002 has none.
         let cut: Int64 = 1_795_982_400_000
-        try FileManager.default.createDirectory(atPath: dir.path("state/batch/cuts/6001"),
-                                                withIntermediateDirectories: true)
-        try dir.write("state/batch/cuts/6001/info-\(cut).done", "")
+        let batchGroup = TestBroker.uniqueName("status-batch")
+        let cutsTopic = "\(batchGroup).cuts"
+        _ = try await admin.createTopics([cutsTopic], partitions: 1)
+        let infoName = "dir_6001_20914_acme_iter_\(cut).info"
+        try await TestBroker.produce([OutgoingRecord(
+            topic: cutsTopic, key: Array("info/6001/\(cut)".utf8),
+            value: Array(#"{"destination":6001,"cut":\#(cut),"file":"\#(infoName)"}"#.utf8), partition: 0)])
         try FileManager.default.createDirectory(atPath: dir.path("out"), withIntermediateDirectories: true)
-        try dir.write("out/dir_6001_20914_acme_iter_\(cut).info", """
+        try dir.write("out/\(infoName)", """
             {"Files":[],"Totals":{"TotalByteSize":1234,"TotalNumberFiles":2,"TotalNumberLines":42}}
             """)
 
         let port = freePort()
-        let result = try await status(["--metrics", "http://127.0.0.1:\(port)/metrics"], in: dir)
+        let result = try await status(["--metrics", "http://127.0.0.1:\(port)/metrics", "--batch-group", batchGroup],
+                                      in: dir)
         #expect(result.status == 0, "\(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
         let groupLine = try #require(lines.first { $0.contains(group) }, "\(result.stdout)")

@@ -44,12 +44,22 @@ struct RelayCtlTests {
         #expect(await worker.waitForExit() == 2)
         #expect(worker.log.contains("destinations[0].url"))
 
+        // A configured topic may not be a stateful worker's internal topic.
+        try dir.write("clash.yaml", """
+            kafka: {brokers: 127.0.0.1:9092, topics: {dead_letter: relay-batch.cuts}}
+            destinations:
+              - {id: 6001, name: f, kind: batch, pid_alias: f, output: {type: dir, path: out}, mappings: [{segment: 1}]}
+            """)
+        let clash = try await run(["validate", "--config", dir.path("clash.yaml")], in: dir)
+        #expect(clash.status != 0)
+        #expect(clash.stderr.contains("relay-batch.cuts is an internal topic"), "\(clash.stderr)")
+
         let missing = try await run(["validate", "--config", dir.path("nope.yaml")], in: dir)
         #expect(missing.status != 0)
         #expect(missing.stderr.contains("nope.yaml"))
     }
 
-    @Test("topics create makes the four topics and the audit's internal ones once; produce --sample and --file; lag; dead-letter list")
+    @Test("topics create makes the four topics and the stateful workers' internal ones once; produce --sample and --file; lag; dead-letter list")
     func topicsProduceLag() async throws {
         let dir = try TestDirectory("ctl")
         let prefix = TestBroker.uniqueName("ctl")
@@ -59,15 +69,16 @@ struct RelayCtlTests {
               topics: {qualifications: \(prefix).q, pixel_events: \(prefix).pe, pixel_audit: \(prefix).pa, dead_letter: \(prefix).dl}
             destinations: []
             """)
-        // The four topics of SPEC §1 and the audit group's two internal topics, with the pixel events' partitions.
-        let group = ["--pixel-audit-group", "\(prefix)-audit"]
+        // The four topics of SPEC §1 and the two internal topics of each stateful worker's group.
+        let group = ["--pixel-audit-group", "\(prefix)-audit", "--batch-group", "\(prefix)-batch"]
         let created = try await run(["topics", "create", "--partitions", "3"] + group, in: dir)
         #expect(created.status == 0, "\(created.stderr)")
-        #expect(created.stdout.components(separatedBy: "created").count - 1 == 6, "\(created.stdout)")
-        #expect(created.stdout.contains("\(prefix)-audit.state: created (3 partitions)"), "\(created.stdout)")
-        #expect(created.stdout.contains("\(prefix)-audit.shares: created (3 partitions)"), "\(created.stdout)")
+        #expect(created.stdout.components(separatedBy: "created").count - 1 == 8, "\(created.stdout)")
+        for topic in ["audit.state", "audit.shares", "batch.state", "batch.cuts"] {
+            #expect(created.stdout.contains("\(prefix)-\(topic): created (3 partitions)"), "\(created.stdout)")
+        }
         let again = try await run(["topics", "create", "--partitions", "5"] + group, in: dir)
-        #expect(again.stdout.components(separatedBy: "exists (3 partitions)").count - 1 == 6, "\(again.stdout)")
+        #expect(again.stdout.components(separatedBy: "exists (3 partitions)").count - 1 == 8, "\(again.stdout)")
 
         let sample = try await run(["produce", "--sample", "250"], in: dir)
         #expect(sample.status == 0, "\(sample.stderr)")
