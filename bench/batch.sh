@@ -63,10 +63,13 @@ while [ "$(metric_sum "$METRICS_PORT" relay_committed_offset)" -lt "$N" ]; do
   sleep 0.05
 done
 COMMITTED=$(now_ms)
+CPU=$(awk '{print ($14+$15)/100}' /proc/$WORKER/stat)
+READ_KB=$(peak_rss_kb $WORKER)
 RATE=$(( (N - FIRST_COUNT) * 1000 / (LAST - FIRST > 0 ? LAST - FIRST : 1) ))
 CRATE=$(( (N - FIRST_COUNT) * 1000 / (COMMITTED - FIRST > 0 ? COMMITTED - FIRST : 1) ))
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo "bench: relay-batch accumulation: read $RATE events/s ($(ratio "$RATE" "$KCAT") of kcat), committed $CRATE events/s ($(ratio "$CRATE" "$KCAT") of kcat); the commit trailed the last read by $((COMMITTED - LAST)) ms"
+bench_result relay-batch "$RATE" events/s "$KCAT" "kcat consume" "$(awk -v c="$CPU" -v n="$N" 'BEGIN{print c*1e6/n}')" "event" "$READ_KB" "$N" "$((LAST - FIRST))"
 WRITTEN=$(metric_sum "$METRICS_PORT" relay_batch_state_bytes_written_total)
 WRITTEN_RECORDS=$(metric_sum "$METRICS_PORT" relay_batch_state_records_written_total)
 echo "bench: changelog: $WRITTEN_RECORDS records, $WRITTEN bytes: $(( WRITTEN / N )) bytes per input event against $(( INPUT_BYTES / N )) bytes of input event ($(ratio "$WRITTEN" "$INPUT_BYTES")x)"

@@ -159,6 +159,7 @@ read -r NGINX_MAX NGINX_MAX_P50 NGINX_MAX_P99 < <(wrk_run "http://127.0.0.1:$NGI
 echo "bench:   relay-edge /event  $EDGE_MAX req/s (p50 $EDGE_MAX_P50 ms, p99 $EDGE_MAX_P99 ms)"
 echo "bench:   nginx static       $NGINX_MAX req/s (p50 $NGINX_MAX_P50 ms, p99 $NGINX_MAX_P99 ms)"
 echo "bench:   ratio relay-edge / nginx: $(awk -v a="$EDGE_MAX" -v b="$NGINX_MAX" 'BEGIN{printf "%.2f", a/b}')"
+bench_result relay-edge "$EDGE_MAX" requests/s "$NGINX_MAX" "nginx same body" - request "$(peak_rss_kb $EDGE)" "$USERS"
 echo "bench: latency near half of each server's max rate (1 thread; 1/2/4/8 connections, closest to max/2 kept)"
 read -r EC ER E50 E99 < <(half_load "http://127.0.0.1:$EDGE_PORT/" "$WORK/event.lua" "$EDGE_MAX")
 read -r NC NR N50 N99 < <(half_load "http://127.0.0.1:$NGINX_PORT/event" "" "$NGINX_MAX")

@@ -6,6 +6,7 @@ source scripts/env.sh
 export RELAY_BROKER_PORT="${BENCH_BROKER_PORT:-29092}"
 export RELAY_BROKERS="127.0.0.1:$RELAY_BROKER_PORT"
 BENCH_DIR="$RELAY_ROOT/.local/bench"
+source "$RELAY_ROOT/bench/result.sh"
 mkdir -p "$BENCH_DIR"
 
 bench_build() {  # bench_build PRODUCT...: release build of the products, BIN points at them

@@ -83,3 +83,4 @@ echo "internal topics:          state $STATE_BYTES B ($STATE_RECORDS records), s
 echo "  ... per input event:    $(awk -v s=$((STATE_BYTES + SHARES_BYTES)) -v e=$EVENTS 'BEGIN { printf "%.1f", s / e }') B, input event $(awk -v s=$INPUT_BYTES -v e=$EVENTS 'BEGIN { printf "%.1f", s / e }') B (ratio $(awk -v a=$((STATE_BYTES + SHARES_BYTES)) -v b=$INPUT_BYTES 'BEGIN { printf "%.2f", a / b }'))"
 echo "restore of $PIXELS pixels: $((RESTORED - RESTART)) ms from process start to the 8th partition restored"
 echo "cpu seconds:              $CPU; peak RSS $((RSS / 1024)) MiB"
+bench_result relay-pixel-audit "$RATE" events/s "$KCAT" "kcat consume" "$(awk -v c="$CPU" -v n="$EVENTS" 'BEGIN{print c*1e6/n}')" "event" "$RSS" "$EVENTS" "$((JOINED - START))"

@@ -6,11 +6,16 @@
 #    posting to a fast local sink (nginx answering 200). Reports events/s and users pushed/s from the first record
 #    read until every offset is committed, next to kcat's raw consume rate of the same topic in the same run, the
 #    ratio, CPU seconds per million events and peak memory (/usr/bin/time -v).
+#    Also the issue's ceiling C = 1 / (1/K + m/H): K is kcat's rate, m messages per event in the run, H the rate at
+#    which wrk POSTs a body of the worker's median message size (from the sink's log of Content-Length, same headers)
+#    to the same sink with as many connections as the worker may hold (3 x max_in_flight); the ratio to C, CPU us per
+#    partner request and the load average (uptime) next to the figures.
 # 2. Latency: a fresh topic fed at half the measured rate for LATENCY_SECONDS by a generator stamping each event's
 #    `ts` with the current time; p50/p99 of event ts -> partner 2xx from relay_realtime_latency_seconds.
 #
 # Uses its own in-memory broker on BENCH_BROKER_PORT (default 19095), stopped at the end. Environment: N, PARTITIONS,
-# BENCH_BROKER_PORT, SINK_PORT, LATENCY_SECONDS, MAX_USERS (max_users_per_message, default 10).
+# BENCH_BROKER_PORT, SINK_PORT, LATENCY_SECONDS, MAX_USERS (max_users_per_message, default 10), WRK_CONNECTIONS
+# (default 24), PERF_OUT (a file: perf record -g of the worker during the throughput run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -50,7 +55,8 @@ error_log $WORK/nginx/error.log;
 daemon off;
 events { worker_connections 4096; }
 http {
-  access_log off;
+  log_format sizes '\$content_length';
+  access_log $WORK/nginx/sizes.log sizes buffer=256k flush=1s;
   client_body_temp_path $WORK/nginx/body;
   proxy_temp_path $WORK/nginx/proxy;
   fastcgi_temp_path $WORK/nginx/fastcgi;
@@ -145,10 +151,16 @@ printf "kcat: %d records in %.2f s = %.0f records/s\n" "$COUNT" "$(echo "$T1 - $
 
 echo "== relay-realtime"
 start_worker "$CONFIG" "bench-$$"
+PERF_PID=""
+if [ -n "${PERF_OUT:-}" ]; then  # optional profile of the throughput run: PERF_OUT=/tmp/rt.perf.data
+  perf record -g -F 499 -o "$PERF_OUT" -p "$(pgrep -P "$WORKER_PID")" >/dev/null 2>&1 &
+  PERF_PID=$!
+fi
 while [ "$(metric_sum relay_records_consumed_total)" -eq 0 ]; do sleep 0.05; done
 T0=$(now)
 while [ "$(metric_sum relay_committed_offset)" -lt "$N" ]; do sleep 0.1; done
 T1=$(now)
+if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
 USERS=$(metric_sum relay_realtime_users_sent_total)
 MESSAGES=$(metric_sum relay_realtime_messages_total)
 SKIPPED=$(metric_sum relay_realtime_users_skipped_total)
@@ -160,9 +172,33 @@ CPU=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$WORK/ti
 RSS=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/time-bench-$$.txt")
 printf "relay-realtime: %d events in %.2f s = %.0f events/s; %d users pushed (%.0f users/s) in %d messages; %d skipped (no partner id); %d dead-lettered\n" \
   "$N" "$ELAPSED" "$RATE" "$USERS" "$(echo "$USERS / $ELAPSED" | bc -l)" "$MESSAGES" "$SKIPPED" "$DEAD"
+echo "load: $(uptime)"
 printf "ratio to kcat: %.2f\n" "$(echo "$RATE / $KCAT_RATE" | bc -l)"
-printf "CPU: %.1f s for the run = %.1f CPU s per million events; peak RSS %d MiB\n" \
-  "$CPU" "$(echo "$CPU * 1000000 / $N" | bc -l)" "$((RSS / 1024))"
+printf "CPU: %.1f s for the run = %.1f CPU s per million events = %.1f CPU us per partner request; peak RSS %d MiB\n" \
+  "$CPU" "$(echo "$CPU * 1000000 / $N" | bc -l)" "$(echo "$CPU * 1000000 / $MESSAGES" | bc -l)" "$((RSS / 1024))"
+
+# ---- 1b. the HTTP ceiling: wrk POSTing a body of the worker's median message size ---------------------------------
+sleep 1.5  # the sink's buffered log flushes every second
+MEDIAN=$(grep -v '^-$' "$WORK/nginx/sizes.log" | sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }')
+: >"$WORK/nginx/sizes.log"
+WRK_CONNECTIONS="${WRK_CONNECTIONS:-24}"
+cat >"$WORK/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = string.rep("x", $MEDIAN)
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Relay-Message-Id"] = "00000000-0000-0000-0000-000000000000"
+wrk.headers["X-Signature"] = string.rep("0", 64)
+EOF
+echo "== wrk: POST $MEDIAN-byte bodies, $WRK_CONNECTIONS connections, 1 thread, 5 s"
+H=$(wrk -t1 -c"$WRK_CONNECTIONS" -d5s -s "$WORK/post.lua" "http://127.0.0.1:$SINK_PORT/d1" | awk '/^Requests\/sec:/ { print $2 }')
+echo "load: $(uptime)"
+M=$(echo "$MESSAGES / $N" | bc -l)
+C=$(echo "1 / (1 / $KCAT_RATE + $M / $H)" | bc -l)
+printf "K %.0f records/s; H %.0f requests/s (median body %d bytes); m %.4f messages/event; C = 1/(1/K + m/H) = %.0f events/s\n" \
+  "$KCAT_RATE" "$H" "$MEDIAN" "$M" "$C"
+printf "ratio to C: %.2f (target >= 0.5)\n" "$(echo "$RATE / $C" | bc -l)"
+source "$RELAY_ROOT/bench/result.sh"
+bench_result relay-realtime "$RATE" events/s "$C" "C = 1/(1/K + m/H)" "$(echo "$CPU * 1000000 / $MESSAGES" | bc -l)" "partner request" "$RSS" "$N" "$(echo "$ELAPSED * 1000 / 1" | bc)"
 
 # ---- 2. latency at half the rate -----------------------------------------------------------------------------------
 HALF=$(printf "%.0f" "$(echo "$RATE / 2" | bc -l)")

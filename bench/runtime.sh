@@ -43,3 +43,4 @@ echo "relay-check:            $RATE events/s decoded and final (first to last re
 echo "                        every offset committed $((END - PROCESSED)) ms later, at the next 1 s commit)"
 echo "ratio:                  $(awk -v a=$RATE -v b=$KCAT 'BEGIN { printf "%.2f", a / b }')"
 echo "cpu seconds:            $CPU; peak RSS $((RSS / 1024)) MiB; $BATCHES batches"
+bench_result relay-check "$RATE" events/s "$KCAT" "kcat consume" "$(awk -v c="$CPU" -v n="$EVENTS" 'BEGIN{print c*1e6/n}')" "event" "$RSS" "$EVENTS" "$((PROCESSED - START))"

@@ -54,28 +54,11 @@ final class ReportMerger: Sendable {
     }
 
     private func prepare() async {
-        let logger = context.logger
-        while !Task.isCancelled {
-            do {
-                let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: logger)
-                let count = Int32(try await admin.partitions(of: inputTopic).count)
-                let internalTopics = [sharesTopic, AuditChangelog.topic(group: group)]
-                _ = try await admin.createTopics(internalTopics, partitions: count, settings: InternalTopics.settings)
-                for topic in internalTopics {
-                    let partitions = Int32(try await admin.partitions(of: topic).count)
-                    if partitions != count {
-                        logger.error("an internal topic has a different partition count from the input; recreate it",
-                                     metadata: ["topic": "\(topic)", "partitions": "\(partitions)",
-                                                "input_partitions": "\(count)"])
-                    }
-                }
-                inputPartitions.store(count, ordering: .relaxed)
-                return
-            } catch {
-                logger.warning("cannot prepare the audit shares topic yet, retrying",
-                               metadata: ["topic": "\(sharesTopic)", "error": "\(error)"])
-                try? await Task.sleep(for: .seconds(2))
-            }
+        if let count = await InternalTopicSetup.prepare([sharesTopic, AuditChangelog.topic(group: group)],
+                                                        input: inputTopic, client: context.kafkaClient,
+                                                        logger: context.logger)
+        {
+            inputPartitions.store(count, ordering: .relaxed)
         }
     }
 

@@ -1,14 +1,13 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import NIOCore
 import RelayCore
 import RelayEncoding
 import RelayBatch
 import RelayKafka
 import RelayRuntime
 
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// `relayctl status`: one screen with every group's lag, each destination's deliveries and errors, the last batch
 /// cut and the pixel loss per partner. Every piece that is missing (no commits yet, no cut yet, a worker's metrics
@@ -272,7 +271,7 @@ enum MetricsScrape {
         var samples: [Sample] = []
         var unreachable: [String] = []
         for text in urls {
-            guard let url = URL(string: text), let body = await get(url) else {
+            guard let body = await get(text) else {
                 unreachable.append(text)
                 continue
             }
@@ -281,17 +280,14 @@ enum MetricsScrape {
         return (samples, unreachable)
     }
 
-    private static func get(_ url: URL) async -> String? {
-        var request = URLRequest(url: url)
-        request.timeoutInterval = 2
-        return await withCheckedContinuation { continuation in
-            URLSession.shared.dataTask(with: request) { data, response, error in
-                guard error == nil, let data, (response as? HTTPURLResponse)?.statusCode == 200 else {
-                    continuation.resume(returning: nil)
-                    return
-                }
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
-            }.resume()
+    /// The page's text, or nil when it cannot be had in 2 s with a 200 (a worker not running says so, not an error).
+    private static func get(_ url: String) async -> String? {
+        do {
+            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(2))
+            guard response.status == .ok else { return nil }
+            return String(buffer: try await response.body.collect(upTo: 16 << 20))
+        } catch {
+            return nil
         }
     }
 
