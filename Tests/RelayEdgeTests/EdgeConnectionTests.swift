@@ -59,29 +59,32 @@ private struct HeldConnections {
 @Suite("relay-edge limits: max_connections, idle_timeout, pixel back-pressure (real broker, live port)", .serialized,
        .timeLimit(.minutes(4)))
 struct EdgeConnectionTests {
-    @Test("2,000 idle connections do not stop /event answering; they are closed after idle_timeout; beyond max_connections refused")
+    @Test("300 idle connections do not stop /event answering; they are closed after idle_timeout; beyond max_connections refused")
     func idleConnections() async throws {
-        let edge = try await RunningEdge.start(edgeSettings: "  max_connections: 2100\n  idle_timeout: 45s")
+        // The test process holds both ends of every connection (the edge runs in-process): kept well below about
+        // 1,300 descriptors, where Foundation's Process.run (swift-corelibs-foundation before PR #5472) over-reads
+        // its listing of /proc/self/fd and can crash the other tests as they spawn workers.
+        let edge = try await RunningEdge.start(edgeSettings: "  max_connections: 400\n  idle_timeout: 45s")
         var idle = HeldConnections()
         defer { idle.closeAll() }
-        try idle.open(1_800, port: edge.port)
+        try idle.open(250, port: edge.port)
         // Slowloris: a request head that never ends.
-        try idle.open(200, port: edge.port, sending: "GET /event?d_uuid=1&d_rtbd=json HTTP/1.1\r\nHost: x\r\n")
+        try idle.open(50, port: edge.port, sending: "GET /event?d_uuid=1&d_rtbd=json HTTP/1.1\r\nHost: x\r\n")
 
         func openGauge() async throws -> Substring? {
             try await edge.http.get("/metrics").text.split(separator: "\n")
                 .first { $0.hasPrefix("relay_edge_connections_open ") }
         }
-        // Wait (bounded) until the edge has accepted all 2,000: then they are truly held. A debug build on a busy
+        // Wait (bounded) until the edge has accepted all 300: then they are truly held. A debug build on a busy
         // machine can take seconds to accept them all, and the calls below can be slow, hence the long idle_timeout: the
-        // 2,000 must still be held when the extra 300 arrive.
+        // 300 must still be held when the extra 200 arrive.
         let accepted = await eventually(timeout: .seconds(10)) {
-            (try? await openGauge()) == "relay_edge_connections_open 2001.0"  // the 2,000 and this request
+            (try? await openGauge()) == "relay_edge_connections_open 301.0"  // the 300 and this request
         }
         let gauge = (try? await openGauge()).map(String.init) ?? "no gauge"
         #expect(accepted, "\(gauge)")
 
-        // A bounded number of calls while the 2,000 are held: every one answers, and fast.
+        // A bounded number of calls while the 300 are held: every one answers, and fast.
         var slowest: Duration = .zero
         for _ in 0..<20 {
             let start = ContinuousClock.now
@@ -90,20 +93,20 @@ struct EdgeConnectionTests {
             #expect(response.status == 200)
             #expect(response.json["uuid"] as? String == RunningEdge.userA)
         }
-        #expect(slowest < .milliseconds(500), "slowest /event while 2,000 connections idle: \(slowest)")
-        print("slowest /event of 20 with 2,000 idle connections held: \(slowest)")
+        #expect(slowest < .milliseconds(500), "slowest /event while 300 connections idle: \(slowest)")
+        print("slowest /event of 20 with 300 idle connections held: \(slowest)")
 
-        // Over the limit (2,000 held + 300 > 2,100): the extra ones are closed at once, well before idle_timeout.
+        // Over the limit (300 held + 200 > 400): the extra ones are closed at once, well before idle_timeout.
         var extra = HeldConnections()
         defer { extra.closeAll() }
-        try extra.open(300, port: edge.port)
+        try extra.open(200, port: edge.port)
         // Well below idle_timeout; a fully loaded machine may take seconds to accept them.
         let refused = extra.closedByServer(wait: .seconds(20))
-        #expect((150...250).contains(refused), "refused \(refused) of 300 over the limit")
+        #expect((60...140).contains(refused), "refused \(refused) of 200, 100 of them over the limit")
 
         // None of the held connections completed a request: all are closed once idle_timeout has passed.
         let closed = idle.closedByServer(wait: .seconds(60))
-        #expect(closed == 2_000, "closed \(closed) of 2,000 idle connections")
+        #expect(closed == 300, "closed \(closed) of 300 idle connections")
         let metrics = try await edge.http.get("/metrics").text
         #expect(metrics.contains("relay_edge_connections_refused_total"))
         #expect(!metrics.contains("relay_edge_connections_refused_total 0\n"))
