@@ -84,7 +84,7 @@ struct EdgeConnectionTests {
         let gauge = (try? await openGauge()).map(String.init) ?? "no gauge"
         #expect(accepted, "\(gauge)")
 
-        // A bounded number of calls while the 300 are held: every one answers, and fast.
+        // A bounded number of calls while the 300 are held: every one answers.
         var slowest: Duration = .zero
         for _ in 0..<20 {
             let start = ContinuousClock.now
@@ -93,7 +93,9 @@ struct EdgeConnectionTests {
             #expect(response.status == 200)
             #expect(response.json["uuid"] as? String == RunningEdge.userA)
         }
-        #expect(slowest < .milliseconds(500), "slowest /event while 300 connections idle: \(slowest)")
+        // Not a speed check (that is bench/edge.sh): an edge whose workers the idle connections held would answer
+        // only once idle_timeout (45 s) freed them. A debug build under the whole suite's load took 0.9 s.
+        #expect(slowest < .seconds(10), "slowest /event while 300 connections idle: \(slowest)")
         print("slowest /event of 20 with 300 idle connections held: \(slowest)")
 
         // Over the limit (300 held + 200 > 400): the extra ones are closed at once, well before idle_timeout.
@@ -129,7 +131,8 @@ struct EdgeConnectionTests {
             handedOut += (response.json["dests"] as? [Any])?.count ?? 0
         }
         #expect(handedOut == 180)  // 3 dests per answer, every answer complete
-        #expect(slowest < .milliseconds(500), "slowest /event with the producer full: \(slowest)")
+        // An edge that waited for a place would wait for the 10 s linger to free one.
+        #expect(slowest < .seconds(5), "slowest /event with the producer full: \(slowest)")
         let metrics = try await edge.http.get("/metrics").text
         let dropped = metrics.split(separator: "\n").first { $0.hasPrefix("relay_edge_pixel_events_dropped_total ") }
         // 180 fired events, 90 places: the events of the answers that found no place are dropped, whole answers.
