@@ -69,9 +69,12 @@ extension BatchEngine {
         }
     }
 
-    /// Writes the partition's changed users (tombstones first), then its head, and once the broker has them all
-    /// marks final the records read so far. Retried until it succeeds or the partition is lost (false).
-    func writeState(_ partition: Int32, _ state: inout PartitionState) async -> Bool {
+    /// Writes the partition's changed users (tombstones first), then its head. The write is pipelined: it returns
+    /// once the records are enqueued, and the records read so far are marked final when the broker has acknowledged
+    /// all of them. `durably` waits for that (a cut is made only from a state the changelog holds). A failed write
+    /// is sent again, with every write after it, until it succeeds or the partition is lost (false).
+    func writeState(_ partition: Int32, _ state: inout PartitionState, durably: Bool = false) async -> Bool {
+        guard await resendFailedWrites(partition, state) else { return false }
         var records: [OutgoingRecord] = []
         for key in state.tombstones {
             records.append(OutgoingRecord.tombstone(topic: stateTopic, key: key, partition: partition))
@@ -95,39 +98,61 @@ extension BatchEngine {
             }
         }
         let nextOffset = state.lastOffset.map { $0 + 1 } ?? state.writtenUpTo ?? 0
-        guard !records.isEmpty || state.headChanged || nextOffset != state.writtenUpTo else { return true }
-        var cuts: [Int: BatchChangelog.Head.Cuts] = [:]
-        for i in plans.indices {
-            cuts[plans[i].id] = .init(last: state.dests[i].lastCut, open: state.dests[i].openCut)
-        }
-        records.append(OutgoingRecord(
-            topic: stateTopic, key: BatchChangelog.head,
-            value: BatchChangelog.headValue(.init(nextOffset: nextOffset, cuts: cuts)), partition: partition))
-        var attempt = 0
-        while true {
-            guard owns(partition, state) else { return false }
-            ownership.beginWrite(partition)
-            do {
-                try await producer.sendAll(records)
-                ownership.endWrite(partition)
-                break
-            } catch {
-                ownership.endWrite(partition)
-                attempt += 1
-                logger.error("batch state not written yet, retrying",
-                             metadata: ["partition": "\(partition)", "changelog": "\(stateTopic)",
-                                        "error": "\(error)"])
-                if ownership.isStopping { return false }
-                try? await Task.sleep(for: min(.milliseconds(500 * attempt), .seconds(5)))
+        if !records.isEmpty || state.headChanged || nextOffset != state.writtenUpTo {
+            var cuts: [Int: BatchChangelog.Head.Cuts] = [:]
+            for i in plans.indices {
+                cuts[plans[i].id] = .init(last: state.dests[i].lastCut, open: state.dests[i].openCut)
             }
+            records.append(OutgoingRecord(
+                topic: stateTopic, key: BatchChangelog.head,
+                value: BatchChangelog.headValue(.init(nextOffset: nextOffset, cuts: cuts)), partition: partition))
+            guard owns(partition, state) else { return false }
+            let bytes = records.reduce(0) { $0 + ($1.key?.count ?? 0) + $1.value.count }
+            let final = finalOffsets(partition, &state)
+            await state.changelog.send(records) { [count = records.count] in
+                BatchMetrics.changelogWritten(records: count, bytes: bytes)
+                final()
+            }
+            state.tombstones = []
+            state.headChanged = false
+            state.writtenUpTo = nextOffset
         }
-        BatchMetrics.changelogWritten(records: records.count, bytes: records.reduce(0) {
-            $0 + ($1.key?.count ?? 0) + $1.value.count
-        })
-        state.tombstones = []
-        state.headChanged = false
-        state.writtenUpTo = nextOffset
-        completeFinished(partition, &state)
+        if durably {
+            await state.changelog.barrier()
+            guard await resendFailedWrites(partition, state) else { return false }
+        } else {
+            await state.changelog.limit(Self.maxWritesInFlight)
+        }
+        return owns(partition, state)
+    }
+
+    /// Changelog writes in flight per partition before the engine waits for the oldest: enough to cover a produce
+    /// round trip at full speed, few enough that a failure resends little.
+    static var maxWritesInFlight: Int { 8 }
+
+    /// What marks final the records read so far (and not yet covered by an earlier write), to run once the write
+    /// holding their changes is acknowledged.
+    private func finalOffsets(_ partition: Int32, _ state: inout PartitionState) -> @Sendable () -> Void {
+        guard let generation = state.generation, let last = state.lastOffset, let start = state.completedUpTo,
+              last + 1 > start
+        else { return {} }
+        state.completedUpTo = last + 1
+        let (offsets, tp) = (self.offsets, TopicPartition(topic, partition))
+        return { offsets.complete(tp, offsets: start..<(last + 1), generation: generation) }
+    }
+
+    /// Sends the partition's failed changelog writes again (and those behind them), retrying until the broker has
+    /// them all; false when the partition was lost or the worker is stopping meanwhile.
+    private func resendFailedWrites(_ partition: Int32, _ state: PartitionState) async -> Bool {
+        var attempt = 0
+        while state.changelog.hasFailed {
+            guard owns(partition, state), !ownership.isStopping else { return false }
+            if await state.changelog.resendUnfinished() { break }
+            attempt += 1
+            logger.error("batch state not written yet, retrying",
+                         metadata: ["partition": "\(partition)", "changelog": "\(stateTopic)"])
+            try? await Task.sleep(for: min(.milliseconds(500 * attempt), .seconds(5)))
+        }
         return owns(partition, state)
     }
 

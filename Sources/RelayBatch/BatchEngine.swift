@@ -21,6 +21,8 @@ import RelayRuntime
 actor BatchEngine {
     struct PartitionState {
         let epoch: UInt64
+        /// This assignment's changelog writes in flight.
+        let changelog: ChangelogPipeline
         var generation: UInt64?
         var loaded = false
         var assignedAt: Int64
@@ -107,13 +109,13 @@ actor BatchEngine {
 
     /// The partition's state under the current assignment (fresh after a new assignment); nil when not owned.
     private func current(_ partition: Int32) -> PartitionState? {
-        guard let epoch = ownership.epoch(partition) else {
+        guard let assignment = ownership.assignment(partition) else {
             partitions[partition] = nil
             return nil
         }
-        if let state = partitions[partition], state.epoch == epoch { return state }
+        if let state = partitions[partition], state.epoch == assignment.epoch { return state }
         let now = clock()
-        return PartitionState(epoch: epoch, assignedAt: now, lastReceipt: now,
+        return PartitionState(epoch: assignment.epoch, changelog: assignment.changelog, assignedAt: now, lastReceipt: now,
                               dests: Array(repeating: DestinationPartitionState(), count: plans.count))
     }
 
@@ -255,7 +257,7 @@ actor BatchEngine {
     private func makeCut(_ i: Int, _ cut: Int64, partition: Int32, state: inout PartitionState) async -> Bool {
         let plan = plans[i]
         // What the cut is made from is in the changelog first: a restore after the cut must not re-apply it.
-        guard await writeState(partition, &state), let partitionCount = await knownPartitionCount(partition, state)
+        guard await writeState(partition, &state, durably: true), let partitionCount = await knownPartitionCount(partition, state)
         else { return false }
         let table = state.dests[i].table
         let pool = state.dests[i].pool
@@ -377,19 +379,6 @@ actor BatchEngine {
         }
     }
 
-    // MARK: offsets
-
-    /// Marks final every record read so far on the partition (call it once the changelog holds their changes).
-    func completeFinished(_ partition: Int32, _ state: inout PartitionState) {
-        guard let generation = state.generation, let last = state.lastOffset, let start = state.completedUpTo
-        else { return }
-        let target = last + 1
-        guard target > start else { return }
-        let tp = TopicPartition(topic, partition)
-        for offset in start..<target { offsets.complete(tp, offset: offset, generation: generation) }
-        state.completedUpTo = target
-    }
-
     // MARK: helpers
 
     func deadLetter(_ record: KafkaRecord, reason: String) async {
@@ -410,10 +399,12 @@ actor BatchEngine {
         }
     }
 
-    /// Waits for the operation in progress (a cut being delivered) to finish.
+    /// Waits for the operation in progress (a cut being delivered) to finish, and for the changelog writes in
+    /// flight to be answered (so that the final commit covers what they made durable).
     func drain() async {
         await acquire()
-        release()
+        defer { release() }
+        for state in partitions.values { await state.changelog.barrier() }
     }
 
     /// Users held and bytes used, over all partitions (tests and the benchmark).

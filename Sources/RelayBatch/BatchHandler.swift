@@ -29,7 +29,7 @@ public struct BatchHandler: RecordHandler {
             plans.append(BatchDestinationPlan(destination: destination, settings: settings, delivery: delivery))
         }
         topic = config.kafka.topics.qualifications
-        let ownership = Ownership()
+        let ownership = Ownership(producer: context.producer)
         completer = CutCompleter(context: context, group: group, plans: plans)
         engine = BatchEngine(plans: plans, context: context, group: group, completer: completer,
                              ownership: ownership)

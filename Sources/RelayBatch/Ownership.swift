@@ -1,20 +1,29 @@
 import Foundation
+import RelayKafka
+import RelayRuntime
 import Synchronization
 
 /// Which partitions this process owns, updated on the consumer's poll thread (assign/revoke) and read by the
 /// batch engine. Each assignment gets a new epoch, so state built under an earlier assignment of the same partition
 /// is recognised as stale and dropped (the next owner, maybe this process again, restores it from the changelog).
 ///
-/// It also counts the changelog writes in flight per partition: a revoke waits for them (briefly), so that a former
-/// owner's write never lands after the next owner has restored.
+/// Each assignment also gets its own changelog pipeline: a revoke waits (briefly) for the writes it has in flight,
+/// so that a former owner's write never lands after the next owner has restored.
 final class Ownership: Sendable {
+    struct Assignment: Sendable {
+        let epoch: UInt64
+        let changelog: ChangelogPipeline
+    }
+
     private struct State {
-        var epochs: [Int32: UInt64] = [:]
+        var assignments: [Int32: Assignment] = [:]
         var counter: UInt64 = 0
-        var writing: [Int32: Int] = [:]
     }
     private let state = Mutex(State())
     private let stopping = Atomic<Bool>(false)
+    private let producer: KafkaProducer
+
+    init(producer: KafkaProducer) { self.producer = producer }
 
     /// Shutdown began: deliveries that keep failing give up (nothing of theirs is committed; the next owner replays).
     func stop() { stopping.store(true, ordering: .relaxed) }
@@ -25,32 +34,24 @@ final class Ownership: Sendable {
         state.withLock { s in
             for p in partitions {
                 s.counter += 1
-                s.epochs[p] = s.counter
+                s.assignments[p] = Assignment(epoch: s.counter, changelog: ChangelogPipeline(producer: producer))
             }
         }
     }
 
     /// Forgets the partitions, then waits (up to `wait`, blocking: it runs on the poll thread inside the rebalance)
-    /// for their changelog writes in flight to finish.
+    /// for their changelog writes in flight to be answered.
     func revoke(_ partitions: [Int32], wait: Duration = .seconds(10)) {
-        state.withLock { s in for p in partitions { s.epochs[p] = nil } }
+        let revoked = state.withLock { s in partitions.compactMap { s.assignments.removeValue(forKey: $0) } }
         let deadline = ContinuousClock.now + wait
-        while state.withLock({ s in partitions.contains { s.writing[$0] != nil } }), ContinuousClock.now < deadline {
+        while revoked.contains(where: { $0.changelog.inFlight > 0 }), ContinuousClock.now < deadline {
             usleep(10_000)
         }
     }
 
-    func epoch(_ partition: Int32) -> UInt64? { state.withLock { $0.epochs[partition] } }
+    func assignment(_ partition: Int32) -> Assignment? { state.withLock { $0.assignments[partition] } }
 
-    var owned: [Int32: UInt64] { state.withLock { $0.epochs } }
+    func epoch(_ partition: Int32) -> UInt64? { assignment(partition)?.epoch }
 
-    /// A changelog write of `partition` begins (pair with ``endWrite(_:)``), counted so that a revoke waits for it.
-    func beginWrite(_ partition: Int32) { state.withLock { $0.writing[partition, default: 0] += 1 } }
-
-    func endWrite(_ partition: Int32) {
-        state.withLock { s in
-            s.writing[partition, default: 1] -= 1
-            if s.writing[partition]! <= 0 { s.writing[partition] = nil }
-        }
-    }
+    var owned: [Int32: UInt64] { state.withLock { $0.assignments.mapValues(\.epoch) } }
 }

@@ -90,6 +90,16 @@ public final class OffsetTracker: Sendable {
         state.withLock { s in Self.complete(&s, tp, offset, generation) }
     }
 
+    /// Completes a run of offsets of one partition at once (one lock for the run).
+    public func complete(_ tp: TopicPartition, offsets: Range<Int64>, generation: UInt64) {
+        state.withLock { s in
+            guard var p = s[tp], p.generation == generation else { return }
+            s[tp] = nil
+            for offset in offsets { p.complete(offset) }
+            s[tp] = p
+        }
+    }
+
     private static func complete(_ s: inout [TopicPartition: PartitionProgress], _ tp: TopicPartition, _ offset: Int64,
                                  _ generation: UInt64)
     {

@@ -70,7 +70,7 @@ struct BatchEngineTests {
         #expect(h.text("dir_6002_0_acmefull_full_\(cut1)_000.sync") == "u1 a4532,99\nu2 a4532\nu7 dated\n")
         #expect(await h.eventually { h.exists("dir_6001_20914_acme_iter_\(cut1).info") })
         // Records of cut 2 are final once the changelog has them: the commit follows the input, not the cuts.
-        #expect(h.commitPoint(0) == 7)
+        #expect(await h.commitPoint(0) == 7)
         // Cut 3: u1 re-qualifies for 99, u4 is removed from 99 (status 0), u5 comes and goes within the cut.
         await h.feed(0, [
             (t0 + 21_000, event("u1", [.realized(4532), .realized(99)], pid: "P1")),
@@ -87,7 +87,7 @@ struct BatchEngineTests {
         let cut3 = t0 + 30_000
         #expect(h.text("dir_6001_20914_acme_iter_\(cut3)_000.sync") == "P1 a4532,99 \nP4  99\n")
         #expect(h.text("dir_6002_0_acmefull_full_\(cut3)_000.sync") == "u1 a4532,99\nu2 a4532\nu7 dated\n")
-        #expect(h.commitPoint(0) == 11)  // everything read is final
+        #expect(await h.commitPoint(0) == 11)  // everything read is final
         // .info of each cut lists the one part with its size, lines and an MD5 recomputed here.
         for (cut, lines) in [(cut1, 2), (cut2, 2), (cut3, 2)] {
             let name = "dir_6001_20914_acme_iter_\(cut)"
@@ -154,7 +154,7 @@ struct BatchEngineTests {
         // Everything read is final (101). A new owner (new assignment, empty memory) restores the partition from
         // the changelog: iter needs each user's set at cut 2, which only the changelog has. It resumes at offset
         // 100 here, as if the last commit had not landed: re-applying a record the state holds changes nothing.
-        #expect(h.commitPoint(0) == 101)
+        #expect(await h.commitPoint(0) == 101)
         try FileManager.default.removeItem(at: h.output.appendingPathComponent(name))
         h.reassign(0)
         await h.feed(0, third, firstOffset: 100)
@@ -177,7 +177,7 @@ extension BatchEngineTests {
         let h = try await Harness(partitions: [0], partitionCount: 1)
         let t0 = Self.t0
         await h.feed(0, (0..<3).map { (t0 + 1_000 + Int64($0), event("u\($0)", [.realized(4532)], pid: "P\($0)")) })
-        #expect(h.commitPoint(0) == 3)
+        #expect(await h.commitPoint(0) == 3)
         h.reassign(0)
         await h.feed(0, [(t0 + 11_000, event("late", [.realized(4532)], pid: "PL"))], firstOffset: 3)
         let cut1 = t0 + 10_000
@@ -239,7 +239,7 @@ final class Harness: Sendable {
         let producer = try KafkaProducer(configuration: TestBroker.client, logger: TestBroker.logger)
         let clock = ManualClock()
         self.clock = clock
-        let ownership = Ownership()
+        let ownership = Ownership(producer: producer)
         let offsets = OffsetTracker()
         self.ownership = ownership
         self.offsets = offsets
@@ -307,7 +307,11 @@ final class Harness: Sendable {
         await engine.handle(accepted)
     }
 
-    func commitPoint(_ partition: Int32) -> Int64? { offsets.commitPoint(TopicPartition(topic, partition)) }
+    /// The commit point once the changelog writes in flight are answered (they are pipelined).
+    func commitPoint(_ partition: Int32) async -> Int64? {
+        await engine.drain()
+        return offsets.commitPoint(TopicPartition(topic, partition))
+    }
 
     func exists(_ name: String) -> Bool { FileManager.default.fileExists(atPath: output.appendingPathComponent(name).path) }
 
