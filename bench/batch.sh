@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # relay-batch (release build): N events (default 1,000,000, one per user, so N distinct users) on 8 partitions into
 # two batch destinations, iter (partner ids, gzip) and full (uuids, gzip), delivered to a local folder.
-#   bash bench/batch.sh [N]
+#   bash bench/batch.sh [N]        (PERF_OUT=file: perf record -g of the worker during the accumulation)
 # Prints:
 # - accumulation: events/s from the first record read until all N are read, and until all N are committed (the
 #   state they changed is in the changelog <group>.state), next to kcat's raw consume rate of the same topic in the
@@ -48,6 +48,7 @@ echo "bench: kcat raw consume: $KCAT events/s"
 "$BIN/relay-batch" --config relay.yaml --metrics-port "$METRICS_PORT" 2>"$WORK/worker.log" &
 WORKER=$!
 trap 'kill $WORKER ${RESTORER:-} 2>/dev/null || true; bash "$RELAY_ROOT/scripts/broker.sh" stop >/dev/null 2>&1 || true' EXIT
+perf_start "$WORKER"  # PERF_OUT=/tmp/batch.perf.data profiles the accumulation
 FIRST=""
 while :; do
   got=$(metric_sum "$METRICS_PORT" relay_records_consumed_total 2>/dev/null || true)
@@ -63,6 +64,7 @@ while [ "$(metric_sum "$METRICS_PORT" relay_committed_offset)" -lt "$N" ]; do
   sleep 0.05
 done
 COMMITTED=$(now_ms)
+perf_stop
 CPU=$(awk '{print ($14+$15)/100}' /proc/$WORKER/stat)
 READ_KB=$(peak_rss_kb $WORKER)
 RATE=$(( (N - FIRST_COUNT) * 1000 / (LAST - FIRST > 0 ? LAST - FIRST : 1) ))

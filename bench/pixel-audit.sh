@@ -2,7 +2,7 @@
 # relay-pixel-audit (release build): ~2 M pixel events (1 M fired, ~85 % received) on 8 partitions, audited by one
 # worker; its events/s next to kcat's raw consume rate on the same topic in the same run, the ratio, the peak
 # memory while the windows are open, the bytes it wrote to its internal topics per input event, and the time a
-# restarted worker takes to restore the state from them.    bench/pixel-audit.sh [FIRED]      (default 1000000)
+# restarted worker takes to restore the state from them.    bench/pixel-audit.sh [FIRED]      (default 1000000; PERF_OUT=file profiles it)
 source "$(dirname "$0")/lib.sh"
 FIRED="${1:-1000000}"
 bench_build relay-pixel-audit relayctl
@@ -39,6 +39,7 @@ PORT=29103
   2>"$BENCH_DIR/relay-pixel-audit.log" &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; cd "$RELAY_ROOT" && bash scripts/broker.sh stop >/dev/null 2>&1 || true' EXIT
+perf_start "$PID"  # PERF_OUT=/tmp/audit.perf.data profiles the run up to the last commit
 until [ "$(metric_sum $PORT relay_pixel_audit_events_total)" -gt 0 ]; do sleep 0.02; done
 START=$(now_ms)
 until [ "$(metric_sum $PORT relay_pixel_audit_events_total)" -ge "$EVENTS" ]; do sleep 0.05; done
@@ -46,6 +47,7 @@ JOINED=$(now_ms)
 PIXELS=$(metric_sum $PORT relay_pixel_audit_tracked_pixels)
 until [ "$(metric_sum $PORT relay_committed_offset)" -ge "$EVENTS" ]; do sleep 0.05; done
 END=$(now_ms)
+perf_stop
 RSS=$(peak_rss_kb $PID)
 CPU=$(awk '{print ($14+$15)/100}' /proc/$PID/stat)
 STATE_RECORDS=$(metric_sum $PORT relay_pixel_audit_state_records_total)

@@ -151,16 +151,12 @@ printf "kcat: %d records in %.2f s = %.0f records/s\n" "$COUNT" "$(echo "$T1 - $
 
 echo "== relay-realtime"
 start_worker "$CONFIG" "bench-$$"
-PERF_PID=""
-if [ -n "${PERF_OUT:-}" ]; then  # optional profile of the throughput run: PERF_OUT=/tmp/rt.perf.data
-  perf record -g -F 499 -o "$PERF_OUT" -p "$(pgrep -P "$WORKER_PID")" >/dev/null 2>&1 &
-  PERF_PID=$!
-fi
+perf_start "$(pgrep -P "$WORKER_PID")"  # PERF_OUT=/tmp/rt.perf.data profiles the throughput run
 while [ "$(metric_sum relay_records_consumed_total)" -eq 0 ]; do sleep 0.05; done
 T0=$(now)
 while [ "$(metric_sum relay_committed_offset)" -lt "$N" ]; do sleep 0.1; done
 T1=$(now)
-if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+perf_stop
 USERS=$(metric_sum relay_realtime_users_sent_total)
 MESSAGES=$(metric_sum relay_realtime_messages_total)
 SKIPPED=$(metric_sum relay_realtime_users_skipped_total)

@@ -1,7 +1,8 @@
 import RelayCore
 
-/// One `kind: batch` destination, prepared once: schedule, names, aliases and delivery.
-struct BatchDestinationPlan: Sendable {
+/// One `kind: batch` destination, prepared once: schedule, names, aliases and delivery. A class: the engine reads
+/// it for every event, and a struct this size would be copied (every field retained) each time.
+final class BatchDestinationPlan: Sendable {
     let destination: Destination
     let settings: BatchSettings
     let schedule: CutSchedule

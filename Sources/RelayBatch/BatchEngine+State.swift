@@ -109,10 +109,11 @@ extension BatchEngine {
             guard owns(partition, state) else { return false }
             let bytes = records.reduce(0) { $0 + ($1.key?.count ?? 0) + $1.value.count }
             let final = finalOffsets(partition, &state)
-            await state.changelog.send(records) { [count = records.count] in
+            let sent = await state.changelog.send(records) { [count = records.count] in
                 BatchMetrics.changelogWritten(records: count, bytes: bytes)
                 final()
             }
+            guard sent else { return false }  // revoked meanwhile
             state.tombstones = []
             state.headChanged = false
             state.writtenUpTo = nextOffset

@@ -7,8 +7,8 @@ import Synchronization
 /// batch engine. Each assignment gets a new epoch, so state built under an earlier assignment of the same partition
 /// is recognised as stale and dropped (the next owner, maybe this process again, restores it from the changelog).
 ///
-/// Each assignment also gets its own changelog pipeline: a revoke waits (briefly) for the writes it has in flight,
-/// so that a former owner's write never lands after the next owner has restored.
+/// Each assignment also gets its own changelog pipeline: a revoke closes it and waits (briefly) for the writes it has
+/// in flight, so that a former owner's write never lands after the next owner has restored.
 final class Ownership: Sendable {
     struct Assignment: Sendable {
         let epoch: UInt64
@@ -43,6 +43,7 @@ final class Ownership: Sendable {
     /// for their changelog writes in flight to be answered.
     func revoke(_ partitions: [Int32], wait: Duration = .seconds(10)) {
         let revoked = state.withLock { s in partitions.compactMap { s.assignments.removeValue(forKey: $0) } }
+        for assignment in revoked { assignment.changelog.close() }
         let deadline = ContinuousClock.now + wait
         while revoked.contains(where: { $0.changelog.inFlight > 0 }), ContinuousClock.now < deadline {
             usleep(10_000)

@@ -111,19 +111,42 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    /// Hands the records to librdkafka in order, waiting (suspended) while its local queue is full; `completion`
+    /// runs once per record (on the delivery thread). One completion shared by all: no allocation per record, for
+    /// writers that produce many records per unit of work (a changelog write). Throws when a record cannot be
+    /// enqueued; `completion` then runs with that failure for it and every record after it.
+    public func enqueueAllWaiting(_ records: [OutgoingRecord], completion: @escaping Completion) async {
+        let box = DeliveryBox(completion)
+        var next = 0
+        while next < records.count {
+            do throws(KafkaError) {
+                try client.withHandle("produce \(records[next].topic)") { handle throws(KafkaError) in
+                    while next < records.count {
+                        try produce(records[next], on: handle, box: box)
+                        next += 1
+                    }
+                }
+            } catch where error.isQueueFull {
+                try? await Task.sleep(for: .milliseconds(1))
+            } catch {
+                for _ in next..<records.count { completion(.failure(error)) }
+                return
+            }
+        }
+    }
+
     /// Hands one record to librdkafka without waiting; `completion` runs on the delivery thread once its fate is
     /// known. A full local queue throws (`isQueueFull`): the caller decides whether to wait (`enqueueWaiting`) or
     /// to drop and count, since sleeping here would hold a thread of the cooperative pool.
     public func enqueue(_ record: OutgoingRecord, completion: @escaping Completion) throws(KafkaError) {
         try client.withHandle("produce \(record.topic)") { handle throws(KafkaError) in
-            try produce(record, on: handle, completion: completion)
+            try produce(record, on: handle, box: DeliveryBox(completion))
         }
     }
 
-    private func produce(_ record: OutgoingRecord, on handle: OpaquePointer, completion: @escaping Completion)
-        throws(KafkaError)
-    {
-        let opaque = Unmanaged.passRetained(DeliveryBox(completion)).toOpaque()
+    /// Each record enqueued holds one reference to `box`, given up by the delivery callback.
+    private func produce(_ record: OutgoingRecord, on handle: OpaquePointer, box: DeliveryBox) throws(KafkaError) {
+        let opaque = Unmanaged.passRetained(box).toOpaque()
         let headers: OpaquePointer? = record.headers.isEmpty ? nil : rd_kafka_headers_new(record.headers.count)
         for header in record.headers {
             header.value.withUnsafeBytes { value in

@@ -10,14 +10,23 @@ import Synchronization
 /// all again in the original order, so that each key ends at its latest value whatever landed the first time.
 ///
 /// ``barrier()`` waits until nothing is in flight, for work that must see the changelog complete (a batch cut).
-/// ``inFlight`` lets a revoke wait for writes that could otherwise land after the next owner has restored.
+/// A revoke ``close()``s the pipeline and waits until ``inFlight`` is 0: no write of the former owner can then land
+/// after the next owner has restored.
 public final class ChangelogPipeline: Sendable {
     private struct Write {
         let records: [OutgoingRecord]
         let durable: @Sendable () -> Void
-        var remaining: Int
-        var failed = false
+        /// The answers of the current attempt, counted without the lock (one per record).
+        var attempt: Attempt
+        /// Every record of the current attempt is answered, and the answer taken in (under the lock).
+        var answered = false
         var acknowledged = false
+    }
+
+    private final class Attempt: Sendable {
+        let remaining: Atomic<Int>
+        let failed = Atomic<Bool>(false)
+        init(_ count: Int) { remaining = Atomic(count) }
     }
 
     private struct State {
@@ -26,8 +35,9 @@ public final class ChangelogPipeline: Sendable {
         var order: [UInt64] = []
         var nextID: UInt64 = 0
         var failed = false
+        var closed = false
         var waiters: [CheckedContinuation<Void, Never>] = []
-        var unanswered: Int { writes.values.count { $0.remaining > 0 } }
+        var unanswered: Int { writes.values.count { !$0.answered } }
     }
 
     private let state = Mutex(State())
@@ -41,52 +51,50 @@ public final class ChangelogPipeline: Sendable {
     /// True once a write failed: the caller must ``resendUnfinished()`` before writing more.
     public var hasFailed: Bool { state.withLock { $0.failed } }
 
+    /// No write is taken from now on (the partition was revoked).
+    public func close() { state.withLock { $0.closed = true } }
+
     /// Enqueues the records in order (waiting while librdkafka's local queue is full) without waiting for the
-    /// broker. `durable` runs once, after the broker has acknowledged every one of them.
-    public func send(_ records: [OutgoingRecord], durable: @escaping @Sendable () -> Void) async {
-        guard !records.isEmpty else {
-            durable()
-            return
-        }
-        let id = state.withLock { s -> UInt64 in
+    /// broker. `durable` runs once, after the broker has acknowledged every one of them. Returns false, sending
+    /// nothing, once the pipeline is closed.
+    public func send(_ records: [OutgoingRecord], durable: @escaping @Sendable () -> Void) async -> Bool {
+        let id = state.withLock { s -> UInt64? in
+            guard !s.closed else { return nil }
             defer { s.nextID += 1 }
-            s.writes[s.nextID] = Write(records: records, durable: durable, remaining: records.count)
+            s.writes[s.nextID] = Write(records: records, durable: durable, attempt: Attempt(records.count))
             s.order.append(s.nextID)
             return s.nextID
         }
+        guard let id else { return false }
         await enqueue(records, of: id)
+        return true
     }
 
     private func enqueue(_ records: [OutgoingRecord], of id: UInt64) async {
-        for (index, record) in records.enumerated() {
-            do throws(KafkaError) {
-                try await producer.enqueueWaiting(record) { [self] result in answered(id, result) }
-            } catch {
-                // Not enqueued: neither it nor the rest will be answered.
-                for _ in index..<records.count { answered(id, .failure(error)) }
-                return
-            }
+        guard let attempt = state.withLock({ $0.writes[id]?.attempt }) else { return }
+        if records.isEmpty { return finished(id, attempt) }
+        await producer.enqueueAllWaiting(records) { [self] result in
+            if case .failure = result { attempt.failed.store(true, ordering: .relaxed) }
+            if attempt.remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { finished(id, attempt) }
         }
     }
 
-    private func answered(_ id: UInt64, _ result: Result<DeliveryReport, KafkaError>) {
+    /// Every record of the write's attempt is answered.
+    private func finished(_ id: UInt64, _ attempt: Attempt) {
         let (durable, wake) = state.withLock { s -> ((@Sendable () -> Void)?, [CheckedContinuation<Void, Never>]) in
-            guard var write = s.writes[id] else { return (nil, []) }
-            if case .failure = result {
-                write.failed = true
-                s.failed = true
-            }
-            write.remaining -= 1
+            guard var write = s.writes[id], write.attempt === attempt else { return (nil, []) }
+            let failed = attempt.failed.load(ordering: .acquiring)
+            if failed { s.failed = true }
+            write.answered = true
             var durable: (@Sendable () -> Void)?
-            if write.remaining == 0, !write.failed, !write.acknowledged {
+            if !failed, !write.acknowledged {
                 write.acknowledged = true
                 durable = write.durable
             }
             s.writes[id] = write
-            guard write.remaining == 0 else { return (nil, []) }
             var dropped = 0
             for held in s.order {
-                guard let w = s.writes[held], w.acknowledged, w.remaining == 0 else { break }
+                guard let w = s.writes[held], w.acknowledged, w.answered else { break }
                 s.writes[held] = nil
                 dropped += 1
             }
@@ -122,11 +130,12 @@ public final class ChangelogPipeline: Sendable {
     public func resendUnfinished() async -> Bool {
         await barrier()
         let held = state.withLock { s -> [(UInt64, [OutgoingRecord])] in
+            guard !s.closed else { return [] }
             s.failed = false
             return s.order.compactMap { id in
                 guard var write = s.writes[id] else { return nil }
-                write.remaining = write.records.count
-                write.failed = false
+                write.attempt = Attempt(write.records.count)
+                write.answered = false
                 s.writes[id] = write
                 return (id, write.records)
             }

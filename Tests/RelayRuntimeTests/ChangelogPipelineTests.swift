@@ -17,7 +17,7 @@ struct ChangelogPipelineTests {
             let records = (0..<50).map { i in
                 OutgoingRecord(topic: topic, key: Array("k\(i)".utf8), value: Array("\(write)".utf8), partition: 0)
             }
-            await pipeline.send(records) { durable.withLock { $0.append(write) } }
+            _ = await pipeline.send(records) { durable.withLock { $0.append(write) } }
         }
         await pipeline.barrier()
         #expect(pipeline.inFlight == 0)
@@ -38,17 +38,21 @@ struct ChangelogPipelineTests {
         let pipeline = ChangelogPipeline(producer: producer)
         let durable = Mutex<[String]>([])
         let good = [OutgoingRecord(topic: topic, key: nil, value: [1], partition: 0)]
-        await pipeline.send(good) { durable.withLock { $0.append("good") } }
+        _ = await pipeline.send(good) { durable.withLock { $0.append("good") } }
         // Partition 5 of a one-partition topic: librdkafka fails the record.
         let bad = [OutgoingRecord(topic: topic, key: nil, value: [2], partition: 5)]
-        await pipeline.send(bad) { durable.withLock { $0.append("bad") } }
-        await pipeline.send(good) { durable.withLock { $0.append("after") } }
+        _ = await pipeline.send(bad) { durable.withLock { $0.append("bad") } }
+        _ = await pipeline.send(good) { durable.withLock { $0.append("after") } }
         await pipeline.barrier()
         #expect(pipeline.hasFailed)
         #expect(durable.withLock { $0 } == ["good", "after"])
         // Sent again (the refused write and the one behind it): refused again, still held, still not durable.
         #expect(await pipeline.resendUnfinished() == false)
         #expect(pipeline.hasFailed)
+        #expect(durable.withLock { $0 } == ["good", "after"])
+        // Closed (a revoke): nothing more is taken.
+        pipeline.close()
+        #expect(await pipeline.send(good) { durable.withLock { $0.append("closed") } } == false)
         #expect(durable.withLock { $0 } == ["good", "after"])
         await producer.close()
     }
