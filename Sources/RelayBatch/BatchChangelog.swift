@@ -35,7 +35,16 @@ enum BatchChangelog {
     static let idIsUUID = UInt16.max - 1
 
     static func userKey(destination: Int, uuid: ArraySlice<UInt8>) -> [UInt8] {
-        var key = Array("u/\(destination)/".utf8)
+        userKey(prefix: userKeyPrefix(destination: destination), uuid: uuid)
+    }
+
+    /// `u/<destination>/`, made once per write rather than once per user.
+    static func userKeyPrefix(destination: Int) -> [UInt8] { Array("u/\(destination)/".utf8) }
+
+    static func userKey(prefix: [UInt8], uuid: ArraySlice<UInt8>) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(prefix.count + uuid.count)
+        key.append(contentsOf: prefix)
         key.append(contentsOf: uuid)
         return key
     }

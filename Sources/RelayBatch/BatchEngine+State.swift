@@ -87,11 +87,12 @@ extension BatchEngine {
             let pool = state.dests[i].pool
             let lastCut = state.dests[i].lastCut
             let idIsUUID = plan.settings.masterDPID == 0
+            let prefix = BatchChangelog.userKeyPrefix(destination: plan.id)
             records.reserveCapacity(records.count + changed.count + 1)
             for index in changed {
                 let entry = table[Int(index)]
                 records.append(OutgoingRecord(
-                    topic: stateTopic, key: BatchChangelog.userKey(destination: plan.id, uuid: table.uuidBytes(entry)),
+                    topic: stateTopic, key: BatchChangelog.userKey(prefix: prefix, uuid: table.uuidBytes(entry)),
                     value: BatchChangelog.userValue(entry, table: table, pool: pool, catalog: plan.catalog,
                                                     writtenUnder: lastCut, idIsUUID: idIsUUID),
                     partition: partition))

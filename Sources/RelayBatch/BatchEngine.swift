@@ -128,12 +128,13 @@ actor BatchEngine {
         if !state.loaded {
             guard await restore(partition, firstOffset: records.first?.offset, state: &state) else { return false }
         }
-        state.lastReceipt = clock()
+        // One clock reading per batch: the input window is days wide, a batch is read in milliseconds.
+        let now = clock()
+        state.lastReceipt = now
         for record in records {
             state.generation = record.generation
             if state.completedUpTo == nil { state.completedUpTo = record.offset }
             var event: Qualification?
-            let now = clock()
             do throws(MalformedEvent) {
                 event = try input.qualification(of: record, now: now)
             } catch {
