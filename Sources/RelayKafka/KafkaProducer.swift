@@ -78,15 +78,7 @@ public final class KafkaProducer: Sendable {
             }
             waiter?.resume()
         }
-        for (index, record) in records.enumerated() {
-            do throws(KafkaError) {
-                try await enqueueWaiting(record, completion: done)
-            } catch {
-                // Not enqueued: neither it nor the rest will report.
-                for _ in index..<records.count { done(.failure(error)) }
-                break
-            }
-        }
+        await enqueueAllWaiting(records, completion: done)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let finished = outcome.withLock { o -> Bool in
                 if o.remaining == 0 { return true }

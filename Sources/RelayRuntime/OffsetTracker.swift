@@ -90,8 +90,8 @@ public final class OffsetTracker: Sendable {
         state.withLock { s in Self.complete(&s, tp, offset, generation) }
     }
 
-    /// Completes a run of offsets of one partition at once (one lock for the run).
-    public func complete(_ tp: TopicPartition, offsets: Range<Int64>, generation: UInt64) {
+    /// Completes offsets of one partition at once (one lock for all of them).
+    public func complete<Offsets: Sequence<Int64>>(_ tp: TopicPartition, offsets: Offsets, generation: UInt64) {
         state.withLock { s in
             guard var p = s[tp], p.generation == generation else { return }
             s[tp] = nil
