@@ -19,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+source bench/perf.sh
 
 N="${N:-1000000}"
 PARTITIONS="${PARTITIONS:-8}"
