@@ -34,7 +34,8 @@ WORK="$(mktemp -d /tmp/bench-realtime.XXXXXX)"
 WORKER_PID=""; SINK_PID=""
 
 cleanup() {
-  [ -n "$WORKER_PID" ] && kill "$WORKER_PID" 2>/dev/null || true
+  # The worker runs under /usr/bin/time, which does not pass signals on: stop the worker itself first.
+  [ -n "$WORKER_PID" ] && { pkill -P "$WORKER_PID" 2>/dev/null; kill "$WORKER_PID" 2>/dev/null; } || true
   [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null || true
   RELAY_BROKER_PORT="$BROKER_PORT" bash scripts/broker.sh stop >/dev/null 2>&1 || true
 }
