@@ -130,7 +130,7 @@ extension BatchEngine {
 
     /// Changelog writes in flight per partition before the engine waits for the oldest: enough to cover a produce
     /// round trip at full speed, few enough that a failure resends little.
-    static var maxWritesInFlight: Int { 8 }
+    static let maxWritesInFlight = 8
 
     /// What marks final the records read so far (and not yet covered by an earlier write), to run once the write
     /// holding their changes is acknowledged.
@@ -152,7 +152,8 @@ extension BatchEngine {
             if await state.changelog.resendUnfinished() { break }
             attempt += 1
             logger.error("batch state not written yet, retrying",
-                         metadata: ["partition": "\(partition)", "changelog": "\(stateTopic)"])
+                         metadata: ["partition": "\(partition)", "changelog": "\(stateTopic)",
+                                    "error": "\(state.changelog.failure.map { "\($0)" } ?? "-")"])
             try? await Task.sleep(for: min(.milliseconds(500 * attempt), .seconds(5)))
         }
         return owns(partition, state)

@@ -105,8 +105,8 @@ public final class KafkaProducer: Sendable {
 
     /// Hands the records to librdkafka in order, waiting (suspended) while its local queue is full; `completion`
     /// runs once per record (on the delivery thread). One completion shared by all: no allocation per record, for
-    /// writers that produce many records per unit of work (a changelog write). Throws when a record cannot be
-    /// enqueued; `completion` then runs with that failure for it and every record after it.
+    /// writers that produce many records per unit of work (a changelog write). When a record cannot be enqueued,
+    /// `completion` runs with that failure for it and for every record after it, which are not enqueued either.
     public func enqueueAllWaiting(_ records: [OutgoingRecord], completion: @escaping Completion) async {
         let box = DeliveryBox(completion)
         var next = 0

@@ -6,7 +6,7 @@ import Synchronization
 ///
 /// Each write is a group of records sent in order; `durable` runs (on the delivery thread) once the broker has
 /// acknowledged all of them, and is where the caller marks its input offsets final. A write that fails keeps its
-/// records, and so does every later one until all before it are acknowledged: ``resendUnfinished(_:)`` sends them
+/// records, and so does every later one until all before it are acknowledged: ``resendUnfinished()`` sends them
 /// all again in the original order, so that each key ends at its latest value whatever landed the first time.
 ///
 /// ``barrier()`` waits until nothing is in flight, for work that must see the changelog complete (a batch cut).
@@ -25,7 +25,8 @@ public final class ChangelogPipeline: Sendable {
 
     private final class Attempt: Sendable {
         let remaining: Atomic<Int>
-        let failed = Atomic<Bool>(false)
+        /// The first failure among its records (rare: taken under a lock).
+        let failure = Mutex<KafkaError?>(nil)
         init(_ count: Int) { remaining = Atomic(count) }
     }
 
@@ -34,9 +35,11 @@ public final class ChangelogPipeline: Sendable {
         /// Ids of the writes held, oldest first: a write leaves once it and every write before it are acknowledged.
         var order: [UInt64] = []
         var nextID: UInt64 = 0
-        var failed = false
+        /// The failure that made a write fail, until the writes held are all acknowledged again.
+        var failure: KafkaError?
         var closed = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Waiting for fewer than `below` writes to be unanswered.
+        var waiters: [(below: Int, continuation: CheckedContinuation<Void, Never>)] = []
         var unanswered: Int { writes.values.count { !$0.answered } }
     }
 
@@ -49,7 +52,10 @@ public final class ChangelogPipeline: Sendable {
     public var inFlight: Int { state.withLock { $0.unanswered } }
 
     /// True once a write failed: the caller must ``resendUnfinished()`` before writing more.
-    public var hasFailed: Bool { state.withLock { $0.failed } }
+    public var hasFailed: Bool { failure != nil }
+
+    /// Why a write failed (nil while none is held failed).
+    public var failure: KafkaError? { state.withLock { $0.failure } }
 
     /// No write is taken from now on (the partition was revoked).
     public func close() { state.withLock { $0.closed = true } }
@@ -74,20 +80,20 @@ public final class ChangelogPipeline: Sendable {
         guard let attempt = state.withLock({ $0.writes[id]?.attempt }) else { return }
         if records.isEmpty { return finished(id, attempt) }
         await producer.enqueueAllWaiting(records) { [self] result in
-            if case .failure = result { attempt.failed.store(true, ordering: .relaxed) }
+            if case .failure(let error) = result { attempt.failure.withLock { $0 = $0 ?? error } }
             if attempt.remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { finished(id, attempt) }
         }
     }
 
     /// Every record of the write's attempt is answered.
     private func finished(_ id: UInt64, _ attempt: Attempt) {
+        let failure = attempt.failure.withLock { $0 }
         let (durable, wake) = state.withLock { s -> ((@Sendable () -> Void)?, [CheckedContinuation<Void, Never>]) in
             guard var write = s.writes[id], write.attempt === attempt else { return (nil, []) }
-            let failed = attempt.failed.load(ordering: .acquiring)
-            if failed { s.failed = true }
+            if let failure, s.failure == nil { s.failure = failure }
             write.answered = true
             var durable: (@Sendable () -> Void)?
-            if !failed, !write.acknowledged {
+            if failure == nil, !write.acknowledged {
                 write.acknowledged = true
                 durable = write.durable
             }
@@ -99,8 +105,9 @@ public final class ChangelogPipeline: Sendable {
                 dropped += 1
             }
             s.order.removeFirst(dropped)
-            var wake: [CheckedContinuation<Void, Never>] = []
-            if s.unanswered == 0 { swap(&wake, &s.waiters) }
+            let unanswered = s.unanswered
+            let wake = s.waiters.filter { unanswered < $0.below }.map(\.continuation)
+            s.waiters.removeAll { unanswered < $0.below }
             return (durable, wake)
         }
         durable?()
@@ -108,20 +115,18 @@ public final class ChangelogPipeline: Sendable {
     }
 
     /// Waits until every write sent so far is answered (acknowledged or failed).
-    public func barrier() async {
+    public func barrier() async { await limit(1) }
+
+    /// Waits (suspended) while `limit` or more writes are in flight.
+    public func limit(_ limit: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { s -> Bool in
-                if s.unanswered == 0 { return true }
-                s.waiters.append(continuation)
+                if s.unanswered < limit { return true }
+                s.waiters.append((limit, continuation))
                 return false
             }
             if done { continuation.resume() }
         }
-    }
-
-    /// Waits (suspended) while `limit` or more writes are in flight.
-    public func limit(_ limit: Int) async {
-        while inFlight >= limit { try? await Task.sleep(for: .milliseconds(1)) }
     }
 
     /// After a failure: waits for the writes in flight, then sends every write still held (the failed ones and the
@@ -131,7 +136,7 @@ public final class ChangelogPipeline: Sendable {
         await barrier()
         let held = state.withLock { s -> [(UInt64, [OutgoingRecord])] in
             guard !s.closed else { return [] }
-            s.failed = false
+            s.failure = nil
             return s.order.compactMap { id in
                 guard var write = s.writes[id] else { return nil }
                 write.attempt = Attempt(write.records.count)

@@ -82,31 +82,22 @@ public final class OffsetTracker: Sendable {
     }
 
     public func complete(_ record: KafkaRecord) {
-        state.withLock { s in Self.complete(&s, record.topicPartition, record.offset, record.generation) }
+        complete(record.topicPartition, offsets: CollectionOfOne(record.offset), generation: record.generation)
     }
 
     /// Completes by position, for handlers that keep only (partition, offset, generation) of what they hold.
     public func complete(_ tp: TopicPartition, offset: Int64, generation: UInt64) {
-        state.withLock { s in Self.complete(&s, tp, offset, generation) }
+        complete(tp, offsets: CollectionOfOne(offset), generation: generation)
     }
 
     /// Completes offsets of one partition at once (one lock for all of them).
     public func complete<Offsets: Sequence<Int64>>(_ tp: TopicPartition, offsets: Offsets, generation: UInt64) {
         state.withLock { s in
             guard var p = s[tp], p.generation == generation else { return }
-            s[tp] = nil
+            s[tp] = nil  // mutated out of the dictionary: no copy of its arrays
             for offset in offsets { p.complete(offset) }
             s[tp] = p
         }
-    }
-
-    private static func complete(_ s: inout [TopicPartition: PartitionProgress], _ tp: TopicPartition, _ offset: Int64,
-                                 _ generation: UInt64)
-    {
-        guard var p = s[tp], p.generation == generation else { return }
-        s[tp] = nil
-        p.complete(offset)
-        s[tp] = p
     }
 
     /// Commit points that moved since they were last committed.
