@@ -1,6 +1,7 @@
 import Foundation
 import RelayCore
 import RelayKafka
+import RelayTestSupport
 import Testing
 
 @testable import RelayBatch
@@ -61,7 +62,7 @@ struct BatchFormatTests {
         #expect(String(decoding: out, as: UTF8.self) == "ID1 a,c 2\nID2  a,2\nID3 2 \nID4 a,2\n")
     }
 
-    @Test func partsSplitAtMaxFileBytesOnLineBoundaries() throws {
+    @Test func partsSplitAtMaxFileBytesOnLineBoundaries() async throws {
         let dir = try TemporaryFolder()
         let names = BatchFileNames(destinationID: 9, settings: BatchSettings(pidAlias: "p", gzip: false,
                                                                              output: .dir(path: dir.url.path)))
@@ -83,13 +84,13 @@ struct BatchFormatTests {
             let data = try Data(contentsOf: url)
             #expect(data.count == part.byteSize && data.count <= 50)
             #expect(part.lineCount == 2)
-            #expect(part.md5 == md5sum(url))
+            #expect(await md5sum(url) == part.md5)
             joined += String(decoding: data, as: UTF8.self)
         }
         #expect(joined == expected)
     }
 
-    @Test func gzipPartsAreBoundedByCompressedSizeAndDecompressToTheLines() throws {
+    @Test func gzipPartsAreBoundedByCompressedSizeAndDecompressToTheLines() async throws {
         let dir = try TemporaryFolder()
         let names = BatchFileNames(destinationID: 9, settings: BatchSettings(pidAlias: "p", gzip: true,
                                                                              output: .dir(path: dir.url.path)))
@@ -112,8 +113,8 @@ struct BatchFormatTests {
             #expect(part.name.hasSuffix(".sync.gz"))
             #expect(part.byteSize <= limit)
             #expect(try Data(contentsOf: url).count == part.byteSize)
-            #expect(part.md5 == md5sum(url))
-            let text = gunzip(url)
+            #expect(await md5sum(url) == part.md5)
+            let text = await gunzip(url)
             #expect(text.split(separator: "\n").count == part.lineCount)
             joined += text
             lines += part.lineCount
@@ -268,24 +269,12 @@ final class TemporaryFolder {
     deinit { try? FileManager.default.removeItem(at: url) }
 }
 
-/// MD5 by the system's md5sum, independent of the code under test.
-func md5sum(_ url: URL) -> String {
-    String(run("/usr/bin/md5sum", [url.path]).prefix(32))
+/// MD5 by the system's md5sum, independent of the code under test ("" if it cannot run).
+func md5sum(_ url: URL) async -> String {
+    String(((try? await runTool("/usr/bin/md5sum", [url.path]))?.output ?? "").prefix(32))
 }
 
-/// Decompresses with the system's gzip (reads multi-member files, as partners' tools do).
-func gunzip(_ url: URL) -> String {
-    run("/usr/bin/gzip", ["-dc", url.path])
-}
-
-func run(_ executable: String, _ arguments: [String]) -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try? process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+/// Decompresses with the system's gzip (reads multi-member files, as partners' tools do); "" if it cannot run.
+func gunzip(_ url: URL) async -> String {
+    (try? await runTool("/usr/bin/gzip", ["-dc", url.path]))?.output ?? ""
 }

@@ -165,7 +165,7 @@ struct BatchHTTPTests {
         let root = "http_6004_0_up_full_\(t0 + 10_000)"
         let log = try String(contentsOf: inbox.appendingPathComponent("log.txt"), encoding: .utf8)
         #expect(log == "201 \(root)_000.sync.gz\n201 \(root).info\n")
-        #expect(gunzip(inbox.appendingPathComponent("\(root)_000.sync.gz"))
+        #expect(await gunzip(inbox.appendingPathComponent("\(root)_000.sync.gz"))
             == (0..<10).map { "user\($0) a4532\n" }.joined())
 
         // Wrong secrets are refused by the server: the check above is not vacuous.

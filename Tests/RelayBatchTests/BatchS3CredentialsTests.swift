@@ -48,7 +48,7 @@ struct BatchS3CredentialsTests {
     static func prepare() async throws -> (Moto, Identities) {
         let moto = try await Moto.start()
         do {
-            let identities = try JSONDecoder().decode(Identities.self, from: Data(try moto.python(setUp).utf8))
+            let identities = try JSONDecoder().decode(Identities.self, from: Data(try await moto.python(setUp).utf8))
             return (moto, identities)
         } catch {
             moto.stop()

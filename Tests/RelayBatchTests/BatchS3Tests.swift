@@ -64,13 +64,13 @@ struct BatchS3Tests {
         let local = h.output.appendingPathComponent("readback.gz")
         try Data(part).write(to: local)
         let expected = (0..<20).map { "P\($0) a4532 \n" }.sorted().joined()
-        #expect(gunzip(local) == expected)
+        #expect(await gunzip(local) == expected)
         let info = try await client.get(bucket: "relay-out", key: "aam/s3_6001_20914_acme_iter_\(cut).info")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(info)) as? [String: Any])
         let files = try #require(json["Files"] as? [[String: Any]])
         #expect(files.count == 1)
         #expect(files[0]["FileByteSize"] as? Int == part.count)
-        #expect(files[0]["MD5"] as? String == md5sum(local))
+        #expect(await md5sum(local) == files[0]["MD5"] as? String)
         #expect(files[0]["FileLineCount"] as? Int == 20)
     }
 
@@ -136,22 +136,15 @@ struct Moto {
     }
 
     /// Runs a Python script (with boto3, from the project's .venv) against this server; returns its stdout.
-    func python(_ script: String) throws -> String {
+    func python(_ script: String) async throws -> String {
         var root = URL(fileURLWithPath: #filePath)
         while root.path != "/", !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
             root.deleteLastPathComponent()
         }
-        let process = Process()
-        process.executableURL = root.appendingPathComponent(".venv/bin/python")
-        process.arguments = ["-c", script, endpoint.absoluteString]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("python against moto exited \(process.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
+        let (status, output) = try await runTool(root.appendingPathComponent(".venv/bin/python").path,
+                                                 ["-c", script, endpoint.absoluteString])
+        guard status == 0 else { throw TestFailure("python against moto exited \(status)") }
+        return output
     }
 
     func stop() {

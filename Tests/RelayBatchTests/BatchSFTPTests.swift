@@ -69,7 +69,7 @@ struct BatchSFTPTests {
     }
 
     @Test func partsThenInfoArriveCompleteUnderTheirFinalNames() async throws {
-        let server = try TestSFTPServer()
+        let server = try await TestSFTPServer()
         try await server.start()
         let h = try await Harness(partitions: [0], partitionCount: 1, yaml: Self.yaml(server))
         let watcher = Watcher()
@@ -97,7 +97,7 @@ struct BatchSFTPTests {
         let files = try #require(info["Files"] as? [[String: Any]])
         for file in files {
             let name = try #require(file["FileName"] as? String)
-            #expect(file["MD5"] as? String == md5sum(server.inbox.appendingPathComponent(name)))
+            #expect(await md5sum(server.inbox.appendingPathComponent(name)) == file["MD5"] as? String)
             #expect(file["FileByteSize"] as? Int == final[name])
         }
         // What a polling partner saw: a final name only ever with its complete size, and the .info last.
@@ -110,7 +110,7 @@ struct BatchSFTPTests {
     }
 
     @Test func anUnknownHostKeyIsRefused() async throws {
-        let server = try TestSFTPServer()
+        let server = try await TestSFTPServer()
         try await server.start()
         let file = server.folder.appendingPathComponent("local.sync")
         try Data("user0 a4532\n".utf8).write(to: file)
@@ -130,7 +130,7 @@ struct BatchSFTPTests {
     }
 
     @Test func badCredentialsAreAClearErrorAndRetriedUntilFixed() async throws {
-        let server = try TestSFTPServer()
+        let server = try await TestSFTPServer()
         try await server.start()
         let file = server.folder.appendingPathComponent("local.sync")
         try Data("user0 a4532\n".utf8).write(to: file)
@@ -159,7 +159,7 @@ struct BatchSFTPTests {
     /// sshd and its sessions killed while a ~9 MB part is going up, restarted a second later: the engine's retry
     /// uploads the part again from the start and the cut completes, every user exactly once.
     @Test func serverKilledMidUploadThenRestarted() async throws {
-        let server = try TestSFTPServer()
+        let server = try await TestSFTPServer()
         try await server.start()
         let h = try await Harness(partitions: [0], partitionCount: 1,
                                   yaml: Self.yaml(server, maxFileBytes: 1 << 30))
@@ -194,7 +194,8 @@ struct BatchSFTPTests {
         #expect(lines.count == users)
         #expect(Set(lines).count == users)
         let info = try String(contentsOf: server.inbox.appendingPathComponent("\(root).info"), encoding: .utf8)
-        #expect(info.contains("\"MD5\": \"\(md5sum(server.inbox.appendingPathComponent("\(root)_000.sync")))\""))
+        let md5 = await md5sum(server.inbox.appendingPathComponent("\(root)_000.sync"))
+        #expect(info.contains("\"MD5\": \"\(md5)\""))
         #expect(info.contains("\"TotalNumberLines\": \(users)"))
     }
 }

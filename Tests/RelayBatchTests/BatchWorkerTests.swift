@@ -120,8 +120,8 @@ struct BatchWorkerTests {
             originals[name] = data
             #expect(data.count == file["FileByteSize"] as? Int)
             #expect(data.count <= 400)
-            #expect(md5sum(url) == file["MD5"] as? String)
-            let lines = gunzip(url).split(separator: "\n").map(String.init)
+            #expect(await md5sum(url) == file["MD5"] as? String)
+            let lines = await gunzip(url).split(separator: "\n").map(String.init)
             #expect(lines.count == file["FileLineCount"] as? Int)
             iterLines += lines
         }

@@ -61,9 +61,9 @@ private struct HeldConnections {
 struct EdgeConnectionTests {
     @Test("300 idle connections do not stop /event answering; they are closed after idle_timeout; beyond max_connections refused")
     func idleConnections() async throws {
-        // The test process holds both ends of every connection (the edge runs in-process): kept well below about
-        // 1,300 descriptors, where Foundation's Process.run (swift-corelibs-foundation before PR #5472) over-reads
-        // its listing of /proc/self/fd and can crash the other tests as they spawn workers.
+        // The test process holds the client end of every connection: kept well below about 1,300 descriptors,
+        // where Foundation's Process.run (swift-corelibs-foundation before PR #5472) over-reads its listing of
+        // /proc/self/fd and can crash the other tests as they spawn workers.
         let edge = try await RunningEdge.start(edgeSettings: "  max_connections: 400\n  idle_timeout: 45s")
         var idle = HeldConnections()
         defer { idle.closeAll() }

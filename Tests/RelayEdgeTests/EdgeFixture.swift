@@ -1,16 +1,14 @@
 import Foundation
-import Logging
-import Prometheus
 import RelayCore
-import RelayEdge
 import RelayKafka
 import RelayTestSupport
 
-/// One in-process edge on a live loopback port, over fresh topics, shared by the HTTP tests.
+/// One `relay-edge` process on a live loopback port, over fresh topics.
 struct RunningEdge: Sendable {
     let port: Int
     let topics: RelayTopics
-    let server: EdgeServer
+    /// Killed when the last copy of this value goes (and in any case when the test process exits).
+    let process: WorkerProcess
     var http: RawHTTP { RawHTTP(port: port) }
 
     static let redirectKey = "edge-test-key"
@@ -109,24 +107,20 @@ struct RunningEdge: Sendable {
         ])
         let directory = try TestDirectory("relay-edge")
         let port = freePort()
-        let config = try RelayConfig.parse(
-            yaml: configYAML(topics: topics, port: port, stateDir: directory.path("state"), edgeSettings: edgeSettings,
-                             kafkaProperties: kafkaProperties),
-            environment: environment)
-        let registry = PrometheusCollectorRegistry()
-        var logger = Logger(label: "relay-edge-test")
-        logger.logLevel = .warning
-        let server = try EdgeServer(config: config, listen: config.edge.listen, registry: registry, logger: logger,
-                                    environment: environment,
-                                    snapshotInterval: .seconds(3_600))
-        let app = server.buildApplication(host: "127.0.0.1", port: port, registry: registry)
-        // Runs until the test process ends.
-        Task.detached { try await app.runService(gracefulShutdownSignals: []) }
-        let edge = RunningEdge(port: port, topics: topics, server: server)
+        let config = try directory.write("relay.yaml", configYAML(
+            topics: topics, port: port, stateDir: directory.path("state"), edgeSettings: edgeSettings,
+            kafkaProperties: kafkaProperties))
+        // A process of its own, as a user runs it: an edge inside the test process would share its two-thread
+        // task pool with every other test, and a test blocking there would hold up the edge's answers.
+        let process = try WorkerProcess("relay-edge", arguments: ["--config", config.path, "--log-level", "warning"],
+                                        workingDirectory: directory.url, environment: environment)
+        let edge = RunningEdge(port: port, topics: topics, process: process)
+        // RawHTTP, not URLSession: URLSession would keep an idle connection open, which the connection tests count.
         let ready = await eventually(timeout: .seconds(30)) {
-            (try? await edge.http.get("/health/ready").status) == 200
+            guard process.isRunning else { return false }
+            return (try? await edge.http.get("/health/ready").status) == 200
         }
-        guard ready else { throw TestFailure("edge not ready") }
+        guard ready else { throw TestFailure("relay-edge not ready:\n\(process.log.suffix(2_000))") }
         return edge
     }
 }

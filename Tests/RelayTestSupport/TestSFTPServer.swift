@@ -17,7 +17,7 @@ public final class TestSFTPServer: @unchecked Sendable {
     public let wrongKnownHosts: URL
     private var process: Process?
 
-    public init() throws {
+    public init() async throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("sftp-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         port = freePort()
@@ -29,8 +29,8 @@ public final class TestSFTPServer: @unchecked Sendable {
         userKey = folder.appendingPathComponent("user_key")
         strangerKey = folder.appendingPathComponent("stranger_key")
         for key in ["host_key", "other_host_key", "user_key", "stranger_key"] {
-            try Self.run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", key, "-f",
-                                                 folder.appendingPathComponent(key).path])
+            try await runToolChecked("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", key, "-f",
+                                                           folder.appendingPathComponent(key).path])
         }
         func publicKey(_ name: String) throws -> String {
             let text = try String(contentsOf: folder.appendingPathComponent(name + ".pub"), encoding: .utf8)
@@ -130,16 +130,5 @@ public final class TestSFTPServer: @unchecked Sendable {
             frontier += children
         }
         return found
-    }
-
-    static func run(_ executable: String, _ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestFailure("\(executable) exited \(process.terminationStatus)") }
     }
 }
