@@ -154,7 +154,6 @@ let package = Package(
             dependencies: [
                 "RelayRuntime",
                 "RelayRealtime",
-                "RelayBatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

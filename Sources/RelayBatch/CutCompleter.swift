@@ -195,14 +195,8 @@ final class CutCompleter: Sendable {
     /// Reads the topic to its end into the book.
     private func catchUp() async -> Bool {
         do {
-            let admin = try KafkaAdmin(configuration: context.kafkaClient, logger: context.logger)
-            var records: [CutReports.Record] = []
-            let complete = try await admin.read(try await admin.topicPartitions(cutsTopic), timeout: .seconds(60)) {
-                batch in
-                for record in batch { if let r = try? CutReports.decode(record) { records.append(r) } }
-            }
-            // A partial read could write again what is written: try again rather than guess.
-            guard complete else { throw KafkaError.timedOut(operation: "read \(cutsTopic)") }
+            let (records, _) = try await CutsTopicReader.read(topic: cutsTopic, client: context.kafkaClient,
+                                                              logger: context.logger, timeout: .seconds(60))
             book.withLock { book in for r in records { book.apply(r) } }
             needsCatchUp.store(false, ordering: .relaxed)
             return true

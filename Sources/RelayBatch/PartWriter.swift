@@ -1,17 +1,8 @@
 import Crypto
 import Foundation
+import RelayCore
 import RelayEncoding
 import RelayRuntime
-
-/// A part written locally, ready to deliver, with what the `.info` file lists about it.
-public struct WrittenPart: Sendable, Hashable, Codable {
-    public var name: String
-    public var byteSize: Int
-    public var lineCount: Int
-    public var sequence: Int
-    /// Lower-case hex MD5 of the bytes as delivered.
-    public var md5: String
-}
 
 /// Writes the lines of one partition's cut into parts of at most `maxFileBytes` bytes each, split on line
 /// boundaries, into local files (`directory/<prefix><name>.<tag>.partial`), with their MD5 and line counts.

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import RelayBatch
 import RelayCore
 import RelayEncoding
 import RelayRuntime
@@ -28,8 +27,8 @@ struct BatchStatus: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            let (book, malformed) = try await CutBook.read(group: group, client: try CLI.client(config),
-                                                           logger: CLI.logger)
+            let (book, malformed) = try await CutsTopicReader.book(group: group, client: try CLI.client(config),
+                                                                   logger: CLI.logger)
             if malformed > 0 { print("\(malformed) records of \(CutReports.topic(group: group)) do not decode") }
             let statuses = BatchDestinationStatus.collect(config: config, book: book)
             if statuses.isEmpty {

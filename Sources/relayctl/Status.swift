@@ -4,7 +4,6 @@ import Foundation
 import NIOCore
 import RelayCore
 import RelayEncoding
-import RelayBatch
 import RelayKafka
 import RelayRuntime
 
@@ -66,8 +65,8 @@ struct Status: AsyncParsableCommand {
         var cutsNote: String?
         if !config.batchDestinations.isEmpty {
             do {
-                cutBook = try await CutBook.read(group: batchGroup, client: try CLI.client(config), logger: CLI.logger,
-                                                 timeout: .seconds(15)).book
+                cutBook = try await CutsTopicReader.book(group: batchGroup, client: try CLI.client(config),
+                                                         logger: CLI.logger, timeout: .seconds(15)).book
             } catch {
                 cutsNote = "batch cuts: cannot read \(CutReports.topic(group: batchGroup)): \(error)"
             }

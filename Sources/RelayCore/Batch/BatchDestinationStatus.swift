@@ -1,9 +1,6 @@
 import Foundation
-import Logging
-import RelayCore
-import RelayKafka
 
-/// What `relayctl batch status` shows for one batch destination, read from the group's cuts topic.
+/// What `relayctl batch status` shows for one batch destination, from the group's cuts topic (a ``CutBook``).
 public struct BatchDestinationStatus: Sendable {
     public struct PartitionStatus: Sendable {
         public var partition: Int32
@@ -37,26 +34,5 @@ public struct BatchDestinationStatus: Sendable {
                 lastInfoFile: last.map { names.info(cut: $0) },
                 nextCut: CutSchedule(settings).cut(containing: nowMs), partitions: partitions)
         }
-    }
-}
-
-extension CutBook {
-    /// Reads a relay-batch group's cuts topic to its end (an operator's view; records that do not decode are
-    /// counted, never trusted). A missing topic reads as an empty book.
-    public static func read(group: String, client: KafkaClientConfiguration, logger: Logger,
-                            timeout: Duration = .seconds(30)) async throws -> (book: CutBook, malformed: Int)
-    {
-        let admin = try KafkaAdmin(configuration: client, logger: logger)
-        let topic = CutReports.topic(group: group)
-        guard let partitions = try? await admin.topicPartitions(topic) else { return (CutBook(), 0) }
-        var book = CutBook()
-        var malformed = 0
-        let complete = try await admin.read(partitions, timeout: timeout) { batch in
-            for record in batch {
-                if let r = try? CutReports.decode(record) { book.apply(r) } else { malformed += 1 }
-            }
-        }
-        guard complete else { throw KafkaError.timedOut(operation: "read \(topic)") }
-        return (book, malformed)
     }
 }

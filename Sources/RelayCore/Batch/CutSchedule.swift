@@ -1,5 +1,3 @@
-import RelayCore
-
 /// When a batch destination cuts (SPEC §5): the multiples of `every` since the Unix epoch, shifted by `at`.
 ///
 /// A record belongs to the first cut time strictly after its Kafka timestamp, so a cut at `T` covers the records

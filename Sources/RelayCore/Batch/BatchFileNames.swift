@@ -1,5 +1,3 @@
-import RelayCore
-
 /// File names of a batch destination (SPEC §5):
 /// `<sync_type>_<destination id>_<master_dpid>_<pid_alias>_<mode>_<cut time, ms>_<part>.sync[.gz]` and the control
 /// file `<same root without part>.info`.
