@@ -76,7 +76,7 @@ public struct EdgeServer: Sendable {
                                  metricsPort: Int? = nil) -> some ApplicationProtocol
     {
         let router = Router()
-        var services: [any Service] = [ProducerFlusher(producer: producer, logger: logger), reader]
+        var services: [any Service] = [ClosingService.producer(producer, logger: logger), reader]
         if let metricsPort {
             services.append(makeOperationsServer(port: metricsPort, host: host, readiness: readiness,
                                                  registry: registry, logger: logger))
@@ -92,18 +92,5 @@ public struct EdgeServer: Sendable {
             // the guard refuses what is over the limit, instead of the kernel dropping them silently.
             configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4_096),
             services: services, logger: logger)
-    }
-}
-
-/// Flushes and closes the pixel producer once everything else has stopped.
-struct ProducerFlusher: Service {
-    let producer: KafkaProducer
-    let logger: Logger
-
-    func run() async throws {
-        try? await gracefulShutdown()
-        let outstanding = producer.outstanding
-        await producer.close(timeoutMs: 30_000)
-        logger.info("pixel events flushed", metadata: ["outstanding_at_shutdown": "\(outstanding)"])
     }
 }

@@ -16,6 +16,8 @@ public struct RealtimeHandler: RecordHandler {
     let maxPendingPerDestination: Int
     /// How long `drain` waits for deliveries in flight at shutdown.
     let drainTimeout: Duration
+    /// The partners' HTTP client, shut down with the worker (``resources``).
+    let client: HTTPClient
 
     /// Resolves every realtime destination's secrets now (an error names the missing one, never a value).
     public init(context: WorkerContext, client: HTTPClient, maxPendingPerDestination: Int = 4_096,
@@ -23,6 +25,7 @@ public struct RealtimeHandler: RecordHandler {
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws
     {
         self.context = context
+        self.client = client
         self.maxPendingPerDestination = maxPendingPerDestination
         self.drainTimeout = drainTimeout
         let assignments = AssignmentRegistry()
@@ -38,6 +41,10 @@ public struct RealtimeHandler: RecordHandler {
         }
         router = RealtimeRouter(targets: targets, tracker: context.offsets, assignments: assignments)
         if targets.isEmpty { context.logger.warning("no realtime destinations configured: events are only read") }
+    }
+
+    public var resources: [ClosingService] {
+        [ClosingService("partner HTTP client", logger: context.logger) { [client] in try await client.shutdown() }]
     }
 
     /// The flush timer: closes chunks whose partition went quiet for their flush interval.

@@ -15,6 +15,9 @@ public protocol RecordHandler: Sendable {
     func partitionsRevoked(_ partitions: [TopicPartition])
     /// At shutdown, after the last batch: finish in-flight work so that it can be committed.
     func drain() async
+    /// What the handler holds for the life of the process (an HTTP client): closed by the worker's ServiceGroup
+    /// after the consumer has stopped, before the producer.
+    var resources: [ClosingService] { get }
 }
 
 extension RecordHandler {
@@ -22,4 +25,5 @@ extension RecordHandler {
     public func partitionsAssigned(_ partitions: [TopicPartition]) {}
     public func partitionsRevoked(_ partitions: [TopicPartition]) {}
     public func drain() async {}
+    public var resources: [ClosingService] { [] }
 }

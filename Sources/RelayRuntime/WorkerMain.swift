@@ -79,8 +79,11 @@ public enum WorkerMain {
                                     handler: handler)
         let operations = makeOperationsServer(port: options.metricsPort ?? defaultMetricsPort, readiness: readiness,
                                               registry: registry, logger: logger, extraRoutes: extraRoutes)
+        // Shut down in reverse: the consumer (drain, final commit), the operations server, the handler's resources,
+        // and last the producer that the others hand records to.
+        let resources = [ClosingService.producer(producer, logger: logger)] + handler.resources
         let group = ServiceGroup(configuration: .init(
-            services: [
+            services: resources.map { .init(service: $0, successTerminationBehavior: .ignore) } + [
                 .init(service: operations),
                 .init(service: worker, successTerminationBehavior: .gracefullyShutdownGroup,
                       failureTerminationBehavior: .gracefullyShutdownGroup),
@@ -88,6 +91,5 @@ public enum WorkerMain {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
-        await producer.close()
     }
 }

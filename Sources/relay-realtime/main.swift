@@ -15,17 +15,14 @@ struct RelayRealtimeCommand: AsyncParsableCommand {
     @OptionGroup var options: WorkerOptions
 
     func run() async throws {
-        let config = Bootstrap.loadConfig(path: options.config, executable: "relay-realtime")
-        let client = RealtimeHTTP.makeClient(config: config)
-        do {
-            try await WorkerMain.run(name: "relay-realtime", options: options, defaultMetricsPort: 9101,
-                                     topics: { [$0.kafka.topics.qualifications] }) { context in
-                try RealtimeHandler(context: context, client: client)
+        try await WorkerMain.run(name: "relay-realtime", options: options, defaultMetricsPort: 9101,
+                                 topics: { [$0.kafka.topics.qualifications] }) { context in
+            // The handler owns the client: its `resources` shut it down after the consumer has stopped.
+            let client = RealtimeHTTP.makeClient(config: context.config)
+            do { return try RealtimeHandler(context: context, client: client) } catch {
+                try? client.syncShutdown()  // never used: nothing in flight
+                throw error
             }
-        } catch {
-            try? await client.shutdown()
-            throw error
         }
-        try await client.shutdown()
     }
 }
