@@ -18,7 +18,8 @@ final class DestinationPipeline: Sendable {
     let sender: PartnerSender
     let metrics: RealtimeMetrics
     private let deadLetters: DeadLetterWriter
-    private let assignments: AssignmentRegistry
+    /// Whose generation says which messages are still this member's to send.
+    private let tracker: OffsetTracker
     private let logger: Logger
     private let backoff: RetryBackoff
     private let inFlight: AsyncLimiter
@@ -52,14 +53,14 @@ final class DestinationPipeline: Sendable {
     var needsBackPressure: Bool { !failing.load(ordering: .relaxed) && pending > maxQueued }
 
     init(destination: Destination, settings: RealtimeSettings, sender: PartnerSender, deadLetters: DeadLetterWriter,
-         assignments: AssignmentRegistry, logger: Logger, maxQueued: Int = 4_096)
+         tracker: OffsetTracker, logger: Logger, maxQueued: Int = 4_096)
     {
         self.maxQueued = max(1, maxQueued)
         self.destination = destination
         self.settings = settings
         self.sender = sender
         self.deadLetters = deadLetters
-        self.assignments = assignments
+        self.tracker = tracker
         var logger = logger
         logger[metadataKey: "destination"] = "\(destination.id)"
         self.logger = logger
@@ -140,7 +141,7 @@ final class DestinationPipeline: Sendable {
         let prepared = sender.prepare(body: message.body, messageID: message.id)
         var attempts = 0
         while true {
-            if assignments.isRevoked(message.partition, generation: message.generation) { return }
+            if !tracker.owns(message.partition, generation: message.generation) { return }
             attempts += 1
             metrics.attempts.increment()
             if attempts > 1 { metrics.retries.increment() }

@@ -28,7 +28,6 @@ public struct RealtimeHandler: RecordHandler {
         self.client = client
         self.maxPendingPerDestination = maxPendingPerDestination
         self.drainTimeout = drainTimeout
-        let assignments = AssignmentRegistry()
         let targets = try context.config.realtimeDestinations.map { destination, settings in
             let sender = try PartnerSender(destination: destination, settings: settings, client: client,
                                            environment: environment)
@@ -36,10 +35,10 @@ public struct RealtimeHandler: RecordHandler {
                 destination: destination, settings: settings,
                 builder: RealtimeMessageBuilder(destination: destination, settings: settings),
                 pipeline: DestinationPipeline(destination: destination, settings: settings, sender: sender,
-                                              deadLetters: context.deadLetters, assignments: assignments,
+                                              deadLetters: context.deadLetters, tracker: context.offsets,
                                               logger: context.logger, maxQueued: maxPendingPerDestination))
         }
-        router = RealtimeRouter(targets: targets, tracker: context.offsets, assignments: assignments)
+        router = RealtimeRouter(targets: targets, tracker: context.offsets)
         if targets.isEmpty { context.logger.warning("no realtime destinations configured: events are only read") }
     }
 

@@ -20,12 +20,10 @@ final class RealtimeRouter: Sendable {
     let targets: [Target]
     private let assembler: Mutex<ChunkAssembler>
     private let tracker: OffsetTracker
-    let assignments: AssignmentRegistry
 
-    init(targets: [Target], tracker: OffsetTracker, assignments: AssignmentRegistry) {
+    init(targets: [Target], tracker: OffsetTracker) {
         self.targets = targets
         self.tracker = tracker
-        self.assignments = assignments
         assembler = Mutex(ChunkAssembler(limits: targets.map {
             ChunkAssembler.Limits(maxUsers: $0.settings.maxUsersPerMessage, flushIntervalMs: $0.settings.flushIntervalMs,
                                   maxUsersBytes: $0.settings.maxMessageBytes - $0.builder.envelopeBytes)
@@ -42,12 +40,7 @@ final class RealtimeRouter: Sendable {
         let now = ContinuousClock.now
         let processTime = Timestamps.nowMilliseconds()
         assembler.withLock { assembler in
-            var last: (TopicPartition, UInt64)?
             for item in entries {
-                if last == nil || last! != (item.partition, item.generation) {
-                    assignments.saw(item.partition, generation: item.generation)
-                    last = (item.partition, item.generation)
-                }
                 for chunk in assembler.add(item.entry, partition: item.partition, generation: item.generation,
                                            now: now, wallClockMs: processTime)
                 {
@@ -77,7 +70,6 @@ final class RealtimeRouter: Sendable {
 
     func revoke(_ partitions: [TopicPartition]) {
         assembler.withLock { $0.drop(partitions) }
-        assignments.revoke(partitions)
     }
 
     var nextDeadline: ContinuousClock.Instant? { assembler.withLock { $0.nextDeadline } }

@@ -17,6 +17,13 @@ public final class OffsetTracker: Sendable {
         state.withLock { s in for tp in partitions { s[tp] = PartitionProgress(generation: generation) } }
     }
 
+    /// Whether the partition is still assigned to this member under `generation`: work read under an assignment
+    /// that has since been revoked is dropped before it is sent or written (the partition's next owner replays it
+    /// from the commit point, in order).
+    public func owns(_ tp: TopicPartition, generation: UInt64) -> Bool {
+        state.withLock { $0[tp]?.generation == generation }
+    }
+
     /// A partition is being revoked: returns its final commit point (if it moved) and forgets it.
     public func revoke(_ partitions: [TopicPartition]) -> [TopicPartition: Int64] {
         state.withLock { s in

@@ -28,6 +28,19 @@ struct OffsetTrackerTests {
         #expect(tracker.pendingCommits().isEmpty)
     }
 
+    @Test func ownershipIsTheCurrentAssignmentsGeneration() {
+        let tracker = OffsetTracker()
+        #expect(!tracker.owns(tp, generation: 1), "never assigned")
+        tracker.assign([tp], generation: 1)
+        #expect(tracker.owns(tp, generation: 1))
+        _ = tracker.revoke([tp])
+        #expect(!tracker.owns(tp, generation: 1), "revoked")
+        tracker.assign([tp], generation: 3)
+        #expect(!tracker.owns(tp, generation: 1), "work of the earlier assignment stays stale when the partition returns")
+        #expect(tracker.owns(tp, generation: 3))
+        #expect(!tracker.owns(TopicPartition("t", 1), generation: 3), "another partition")
+    }
+
     @Test func gapsInOffsetsAreFine() {
         let tracker = OffsetTracker()
         tracker.assign([tp], generation: 1)
