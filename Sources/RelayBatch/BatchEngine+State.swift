@@ -135,9 +135,8 @@ extension BatchEngine {
     /// What marks final the records read so far (and not yet covered by an earlier write), to run once the write
     /// holding their changes is acknowledged.
     private func finalOffsets(_ partition: Int32, _ state: inout PartitionState) -> @Sendable () -> Void {
-        guard let generation = state.generation, let last = state.lastOffset, let start = state.completedUpTo,
-              last + 1 > start
-        else { return {} }
+        guard let last = state.lastOffset, let start = state.completedUpTo, last + 1 > start else { return {} }
+        let generation = state.generation
         state.completedUpTo = last + 1
         let (offsets, tp) = (self.offsets, TopicPartition(topic, partition))
         return { offsets.complete(tp, offsets: start..<(last + 1), generation: generation) }

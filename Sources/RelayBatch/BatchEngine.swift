@@ -20,10 +20,10 @@ import RelayRuntime
 /// replays from the commit, and writes the same files.
 actor BatchEngine {
     struct PartitionState {
-        let epoch: UInt64
+        /// The assignment's generation: records of another one are stale here.
+        let generation: UInt64
         /// This assignment's changelog writes in flight.
         let changelog: ChangelogPipeline
-        var generation: UInt64?
         var loaded = false
         var assignedAt: Int64
         var lastReceipt: Int64
@@ -98,8 +98,13 @@ actor BatchEngine {
         defer { release() }
         var byPartition: [Int32: [KafkaRecord]] = [:]
         for record in records { byPartition[record.partition, default: []].append(record) }
-        for (partition, records) in byPartition.sorted(by: { $0.key < $1.key }) {
+        for (partition, read) in byPartition.sorted(by: { $0.key < $1.key }) {
             guard var state = current(partition) else { continue }
+            // Records read under an earlier assignment of the partition (revoked, then given back) are read again
+            // under this one, from the commit point.
+            let records = read.contains { $0.generation != state.generation }
+                ? read.filter { $0.generation == state.generation } : read
+            guard !records.isEmpty else { continue }
             partitions[partition] = nil
             if await apply(records, partition: partition, state: &state) {
                 partitions[partition] = state
@@ -113,14 +118,14 @@ actor BatchEngine {
             partitions[partition] = nil
             return nil
         }
-        if let state = partitions[partition], state.epoch == assignment.epoch { return state }
+        if let state = partitions[partition], state.generation == assignment.generation { return state }
         let now = clock()
-        return PartitionState(epoch: assignment.epoch, changelog: assignment.changelog, assignedAt: now, lastReceipt: now,
+        return PartitionState(generation: assignment.generation, changelog: assignment.changelog, assignedAt: now, lastReceipt: now,
                               dests: Array(repeating: DestinationPartitionState(), count: plans.count))
     }
 
     func owns(_ partition: Int32, _ state: PartitionState) -> Bool {
-        ownership.epoch(partition) == state.epoch
+        ownership.generation(partition) == state.generation
     }
 
     /// Returns false when the partition was lost meanwhile (its state must be dropped).
@@ -132,7 +137,6 @@ actor BatchEngine {
         let now = clock()
         state.lastReceipt = now
         for record in records {
-            state.generation = record.generation
             if state.completedUpTo == nil { state.completedUpTo = record.offset }
             var event: Qualification?
             do throws(MalformedEvent) {
@@ -208,7 +212,7 @@ actor BatchEngine {
             partitions[partition] = nil
             if await idle(partition, now: now, state: &state) { partitions[partition] = state }
         }
-        for p in partitions.keys where ownership.epoch(p) == nil { partitions[p] = nil }
+        for p in partitions.keys where ownership.generation(p) == nil { partitions[p] = nil }
         publishStateMetrics()
     }
 
@@ -276,8 +280,8 @@ actor BatchEngine {
         }
         for (part, file) in zip(written.parts, written.files) {
             let delivered = await Self.deliver(plan, what: part.name, logger: logger,
-                                               giveUp: { [ownership, epoch = state.epoch] in
-                                                   ownership.isStopping || ownership.epoch(partition) != epoch
+                                               giveUp: { [ownership, generation = state.generation] in
+                                                   ownership.isStopping || ownership.generation(partition) != generation
                                                }) {
                 try await plan.delivery.deliver(file: file, name: part.name)
             }

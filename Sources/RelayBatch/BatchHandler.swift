@@ -66,9 +66,9 @@ public struct BatchHandler: RecordHandler {
         await engine.handle(records)
     }
 
-    public func partitionsAssigned(_ partitions: [TopicPartition]) {
+    public func partitionsAssigned(_ partitions: [TopicPartition], generation: UInt64) {
         let mine = partitions.filter { $0.topic == topic }.map(\.partition)
-        ownership.assign(mine)
+        ownership.assign(mine, generation: generation)
         if mine.contains(0) { completer.lead(true) }
     }
 

@@ -3,21 +3,21 @@ import RelayKafka
 import RelayRuntime
 import Synchronization
 
-/// Which partitions this process owns, updated on the consumer's poll thread (assign/revoke) and read by the
-/// batch engine. Each assignment gets a new epoch, so state built under an earlier assignment of the same partition
+/// The changelog pipeline of each partition this process owns, updated on the consumer's poll thread
+/// (assign/revoke) and read by the batch engine. An assignment is known by its generation (the one OffsetTracker
+/// holds and every record read under it carries), so state built under an earlier assignment of the same partition
 /// is recognised as stale and dropped (the next owner, maybe this process again, restores it from the changelog).
 ///
-/// Each assignment also gets its own changelog pipeline: a revoke closes it and waits (briefly) for the writes it has
+/// Each assignment has its own changelog pipeline: a revoke closes it and waits (briefly) for the writes it has
 /// in flight, so that a former owner's write never lands after the next owner has restored.
 final class Ownership: Sendable {
     struct Assignment: Sendable {
-        let epoch: UInt64
+        let generation: UInt64
         let changelog: ChangelogPipeline
     }
 
     private struct State {
         var assignments: [Int32: Assignment] = [:]
-        var counter: UInt64 = 0
     }
     private let state = Mutex(State())
     private let stopping = Atomic<Bool>(false)
@@ -30,11 +30,10 @@ final class Ownership: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .relaxed) }
 
-    func assign(_ partitions: [Int32]) {
+    func assign(_ partitions: [Int32], generation: UInt64) {
         state.withLock { s in
             for p in partitions {
-                s.counter += 1
-                s.assignments[p] = Assignment(epoch: s.counter, changelog: ChangelogPipeline(producer: producer))
+                s.assignments[p] = Assignment(generation: generation, changelog: ChangelogPipeline(producer: producer))
             }
         }
     }
@@ -52,7 +51,7 @@ final class Ownership: Sendable {
 
     func assignment(_ partition: Int32) -> Assignment? { state.withLock { $0.assignments[partition] } }
 
-    func epoch(_ partition: Int32) -> UInt64? { assignment(partition)?.epoch }
+    func generation(_ partition: Int32) -> UInt64? { assignment(partition)?.generation }
 
-    var owned: [Int32: UInt64] { state.withLock { $0.assignments.mapValues(\.epoch) } }
+    var owned: [Int32: UInt64] { state.withLock { $0.assignments.mapValues(\.generation) } }
 }

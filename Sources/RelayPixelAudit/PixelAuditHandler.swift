@@ -270,7 +270,7 @@ public final class PixelAuditHandler: RecordHandler {
         await context.deadLetters.keepMalformed(record, reason: reason, logger: context.logger)
     }
 
-    public func partitionsAssigned(_ partitions: [TopicPartition]) {
+    public func partitionsAssigned(_ partitions: [TopicPartition], generation: UInt64) {
         // State is loaded by the next tick or the first records of the new assignment (off the poll thread).
         slots.withLock { slots in for tp in partitions { slots[tp] = nil } }
         if partitions.contains(where: { $0.partition == 0 }) { merger.lead(true) }

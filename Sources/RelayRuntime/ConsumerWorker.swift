@@ -72,7 +72,7 @@ public struct ConsumerWorker<Handler: RecordHandler>: Service {
             switch event {
             case .assigned(let partitions, let generation):
                 offsets.assign(partitions, generation: generation)
-                handler.partitionsAssigned(partitions)
+                handler.partitionsAssigned(partitions, generation: generation)
                 // The broker answered and the group gave this member its share: now it works.
                 readiness.set(true)
             case .revoked(let partitions):

@@ -9,8 +9,9 @@ public protocol RecordHandler: Sendable {
     func run() async throws
     /// Called with each batch, in order; records of one partition are in offset order.
     func handle(_ records: [KafkaRecord]) async
-    /// On the consumer's poll thread, before the partitions are read: keep it short.
-    func partitionsAssigned(_ partitions: [TopicPartition])
+    /// On the consumer's poll thread, before the partitions are read: keep it short. `generation` is stamped on
+    /// every record read under this assignment, and is what ``OffsetTracker/owns(_:generation:)`` asks about.
+    func partitionsAssigned(_ partitions: [TopicPartition], generation: UInt64)
     /// On the consumer's poll thread, before the final commit of these partitions: drop (or finish) their work.
     func partitionsRevoked(_ partitions: [TopicPartition])
     /// At shutdown, after the last batch: finish in-flight work so that it can be committed.
@@ -22,7 +23,7 @@ public protocol RecordHandler: Sendable {
 
 extension RecordHandler {
     public func run() async throws {}
-    public func partitionsAssigned(_ partitions: [TopicPartition]) {}
+    public func partitionsAssigned(_ partitions: [TopicPartition], generation: UInt64) {}
     public func partitionsRevoked(_ partitions: [TopicPartition]) {}
     public func drain() async {}
     public var resources: [ClosingService] { [] }

@@ -184,6 +184,20 @@ extension BatchEngineTests {
         #expect(h.text("dir_6001_20914_acme_iter_\(cut1)_000.sync") == "P0 a4532 \nP1 a4532 \nP2 a4532 \n")
         #expect(!h.exists("dir_6001_20914_acme_iter_\(cut1 + 10_000)_000.sync"))
     }
+
+    /// Records read under an assignment that was revoked (and the partition given back) before the engine got to
+    /// them are not applied: the new assignment reads them again from the commit point.
+    @Test func recordsOfAnEarlierAssignmentAreNotApplied() async throws {
+        let h = try await Harness(partitions: [0], partitionCount: 1)
+        let t0 = Self.t0
+        let stale = h.read(0, [(t0 + 1_000, event("stale", [.realized(4532)], pid: "PS"))])
+        #expect(h.offsets.track(stale).count == 1)
+        h.reassign(0)
+        await h.engine.handle(stale)
+        await h.feed(0, [(t0 + 2_000, event("fresh", [.realized(4532)], pid: "PF")),
+                         (t0 + 11_000, event("next", [.realized(99)], pid: "PN"))], firstOffset: 0)
+        #expect(h.text("dir_6001_20914_acme_iter_\(t0 + 10_000)_000.sync") == "PF a4532 \n")
+    }
 }
 
 func event(_ uuid: String, _ segments: [SegmentState], pid: String?, ts: Int64 = BatchEngineTests.t0) -> Qualification {
@@ -211,7 +225,8 @@ final class Harness: Sendable {
     let group: String
     private let completing: Task<Void, Never>
     private let nextOffsets = Mutex<[Int32: Int64]>([:])
-    private let generation = Mutex<UInt64>(1)
+    /// The generation of each partition's current assignment (records carry it), from one counter as the consumer's.
+    private let generations = Mutex<(last: UInt64, of: [Int32: UInt64])>((1, [:]))
 
     init(partitions: [Int32], partitionCount: Int, gzip: Bool = false, maxFileBytes: Int = 1_000_000,
          yaml: String? = nil, environment: [String: String] = [:]) async throws
@@ -252,8 +267,9 @@ final class Harness: Sendable {
         engine = BatchEngine(plans: plans, context: context, group: group, completer: completer,
                              ownership: ownership, clock: { clock.get() })
         completing = Task { await completer.run(tick: .milliseconds(100)) }
-        ownership.assign(partitions)
+        ownership.assign(partitions, generation: 1)
         offsets.assign(partitions.map { TopicPartition(topics.qualifications, $0) }, generation: 1)
+        generations.withLock { for p in partitions { $0.of[p] = 1 } }
         completer.lead(partitions.contains(0))
         // The completer has created the internal topics and learnt the partition count.
         while completer.partitionCount == nil { try await Task.sleep(for: .milliseconds(50)) }
@@ -283,9 +299,9 @@ final class Harness: Sendable {
 
     /// A new assignment of the partition (as after a rebalance or restart): in-memory state is dropped.
     func reassign(_ partition: Int32) {
-        let g = generation.withLock { $0 += 1; return $0 }
+        let g = generations.withLock { $0.last += 1; $0.of[partition] = $0.last; return $0.last }
         ownership.revoke([partition])
-        ownership.assign([partition])
+        ownership.assign([partition], generation: g)
         _ = offsets.revoke([TopicPartition(topic, partition)])
         offsets.assign([TopicPartition(topic, partition)], generation: g)
         nextOffsets.withLock { $0[partition] = nil }
@@ -293,7 +309,13 @@ final class Harness: Sendable {
 
     /// Feeds records stamped `timestamp` (the Kafka timestamp) at consecutive offsets; the clock follows them.
     func feed(_ partition: Int32, _ events: [(Int64, Qualification)], firstOffset: Int64? = nil) async {
-        let g = generation.withLock { $0 }
+        let accepted = offsets.track(read(partition, events, firstOffset: firstOffset))
+        await engine.handle(accepted)
+    }
+
+    /// The records as the consumer reads them under the partition's current assignment (not yet handed over).
+    func read(_ partition: Int32, _ events: [(Int64, Qualification)], firstOffset: Int64? = nil) -> [KafkaRecord] {
+        let g = generations.withLock { $0.of[partition] ?? 0 }
         let start = nextOffsets.withLock { $0[partition] } ?? firstOffset ?? 0
         var records: [KafkaRecord] = []
         for (i, (timestamp, q)) in events.enumerated() {
@@ -303,8 +325,7 @@ final class Harness: Sendable {
         }
         nextOffsets.withLock { $0[partition] = start + Int64(events.count) }
         if let last = events.last { clock.set(max(clock.get(), last.0)) }
-        let accepted = offsets.track(records)
-        await engine.handle(accepted)
+        return records
     }
 
     /// The commit point once the changelog writes in flight are answered (they are pipelined).
