@@ -34,6 +34,8 @@ private final class ConnectionHolder: @unchecked Sendable {
                     key.fileobj.close()
                     closed += 1
                     print(f"closed {closed}", flush=True)
+                    if closed == count:  # nothing left to hold: also ends a holder the test process left behind
+                        sys.exit(0)
         """#
 
     init(port: Int, count: Int, slowloris: Bool = false, in directory: TestDirectory) throws {
