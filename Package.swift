@@ -146,6 +146,8 @@ let package = Package(
                 "RelayEdge", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "relay-pixel-audit", dependencies: ["RelayPixelAudit", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -168,7 +170,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "RelayEncodingTests", dependencies: ["RelayEncoding"]),
-        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore", "RelayEncoding"]),
+        .testTarget(
+            name: "RelayCoreTests",
+            dependencies: ["RelayCore", "RelayEncoding", .product(name: "Crypto", package: "swift-crypto")]),
         // Shared by the integration tests: the broker, worker processes, temporary configs.
         .target(
             name: "RelayTestSupport",
@@ -183,7 +187,9 @@ let package = Package(
         .testTarget(name: "RelayRuntimeTests", dependencies: ["RelayRuntime", "RelayEncoding", "RelayTestSupport"]),
         .testTarget(name: "RelayRealtimeTests", dependencies: ["RelayRealtime", "RelayTestSupport"]),
         .testTarget(name: "RelayBatchTests", dependencies: ["RelayBatch", "RelayTestSupport"]),
-        .testTarget(name: "RelayEdgeTests", dependencies: ["RelayEdge", "RelayTestSupport"]),
+        .testTarget(
+            name: "RelayEdgeTests",
+            dependencies: ["RelayEdge", "RelayTestSupport", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RelayPixelAuditTests", dependencies: ["RelayPixelAudit", "RelayTestSupport"]),
         .testTarget(name: "RelayKafkaTests", dependencies: ["RelayKafka", "RelayTestSupport"]),
     ]

@@ -117,8 +117,17 @@ struct EventAnswer {
             }
             query.append(contentsOf: "&t=".utf8)
             PercentEncoding.append(target, to: &query)
-            let signed = signer.sign(pixelID: pixelID, query: String(decoding: query, as: UTF8.self))
-            return "\(scheme)://\(request.edgeHost)/px/\(pixelID)?\(signed)"
+            signer.sign(pixelID: pixelID, query: &query)
+            var url: [UInt8] = []
+            url.reserveCapacity(query.count + request.edgeHost.utf8.count + pixelID.utf8.count + 16)
+            url.append(contentsOf: scheme.utf8)
+            url.append(contentsOf: "://".utf8)
+            url.append(contentsOf: request.edgeHost.utf8)
+            url.append(contentsOf: "/px/".utf8)
+            url.append(contentsOf: pixelID.utf8)
+            url.append(UInt8(ascii: "?"))
+            url.append(contentsOf: query)
+            return String(decoding: url, as: UTF8.self)
         }
         return (redirect("http", url), redirect("https", secureURL), pixel)
     }

@@ -1,34 +1,36 @@
 import Crypto
+import RelayCore
 import RelayEncoding
 
 /// Signs the query of the edge's own `/px/<pixel_id>` URLs so that the edge redirects only where it sent the page
 /// itself (SPEC §6, `audit: redirect`): HMAC-SHA256 over `<pixel_id>?<query before &s=>`, Base64url (no padding) in
 /// `s`, last. Works on bytes: it runs for every redirect-audited dest handed out.
 struct PixelSigner: Sendable {
-    private let key: SymmetricKey
+    private let hmac: PreparedHMAC<SHA256>
 
     init(secret: String) {
-        key = SymmetricKey(data: Array(secret.utf8))
+        hmac = PreparedHMAC(key: Array(secret.utf8))
     }
 
-    private func mac(pixelID: String, query: some StringProtocol) -> HMAC<SHA256>.MAC {
-        var hmac = HMAC<SHA256>(key: key)
+    private static func feed(_ hasher: inout SHA256, pixelID: String, query: UnsafeRawBufferPointer) {
         var pixelID = pixelID
-        pixelID.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
-        hmac.update(data: [UInt8(ascii: "?")])
-        var query = String(query)
-        query.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
-        return hmac.finalize()
+        pixelID.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+        withUnsafeBytes(of: UInt8(ascii: "?")) { hasher.update(bufferPointer: $0) }
+        hasher.update(bufferPointer: query)
     }
 
-    func signature(pixelID: String, query: String) -> String {
-        let mac = self.mac(pixelID: pixelID, query: query)
-        return mac.withUnsafeBytes { Base64URL.encode($0) }
+    /// Appends `&s=<signature>` to `query`.
+    func sign(pixelID: String, query: inout [UInt8]) {
+        let mac = query.withUnsafeBytes { bytes in hmac.code { Self.feed(&$0, pixelID: pixelID, query: bytes) } }
+        query.append(contentsOf: "&s=".utf8)
+        mac.withUnsafeBytes { Base64URL.append($0, to: &query) }
     }
 
     /// `query` with `&s=<signature>` appended.
     func sign(pixelID: String, query: String) -> String {
-        "\(query)&s=\(signature(pixelID: pixelID, query: query))"
+        var bytes = Array(query.utf8)
+        sign(pixelID: pixelID, query: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The signed part of `query` when its final `s=` is the signature of everything before it; nil otherwise.
@@ -36,8 +38,9 @@ struct PixelSigner: Sendable {
         guard let marker = query.range(of: "&s=", options: .backwards) else { return nil }
         let signed = query[..<marker.lowerBound]
         guard let given = Base64URL.decode(query[marker.upperBound...]) else { return nil }
-        let valid = HMAC<SHA256>.isValidAuthenticationCode(
-            given, authenticating: Array("\(pixelID)?\(signed)".utf8), using: key)
+        let valid = Array(signed.utf8).withUnsafeBytes { bytes in
+            hmac.isValid(given) { Self.feed(&$0, pixelID: pixelID, query: bytes) }
+        }
         return valid ? signed : nil
     }
 }

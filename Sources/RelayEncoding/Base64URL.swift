@@ -11,7 +11,12 @@ public enum Base64URL {
 
     public static func encode(_ bytes: UnsafeRawBufferPointer) -> String {
         var out: [UInt8] = []
-        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        append(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func append(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        out.reserveCapacity(out.count + (bytes.count * 4 + 2) / 3)
         var index = 0
         while index < bytes.count {
             let b0 = UInt32(bytes[index])
@@ -24,7 +29,6 @@ public enum Base64URL {
             if index + 2 < bytes.count { out.append(alphabet[Int(triple & 63)]) }
             index += 3
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     public static func encode(_ bytes: [UInt8]) -> String {

@@ -15,7 +15,7 @@ public struct PartnerSender: Sendable {
     public let destinationID: Int
     public let settings: RealtimeSettings
     let client: HTTPClient
-    let signingKey: String?
+    let signer: SigningAlgorithm.Signer?
     let tokens: OAuth2TokenSource?
 
     /// Resolves the destination's secrets now: a missing key is an error that names where it was looked for.
@@ -25,7 +25,7 @@ public struct PartnerSender: Sendable {
         destinationID = destination.id
         self.settings = settings
         self.client = client
-        signingKey = try settings.signing.map { try $0.key.resolve(environment: environment) }
+        signer = try settings.signing.map { .init($0.algorithm, key: try $0.key.resolve(environment: environment)) }
         tokens = try settings.oauth2.map { oauth in
             OAuth2TokenSource(settings: oauth, clientID: try oauth.clientID.resolve(environment: environment),
                               clientSecret: try oauth.clientSecret.resolve(environment: environment), client: client,
@@ -46,8 +46,8 @@ public struct PartnerSender: Sendable {
             bytes = compressed
             headers.append(("Content-Encoding", "gzip"))
         }
-        if let signing = settings.signing, let signingKey {
-            headers.append((signing.header, signing.algorithm.signature(of: bytes, key: signingKey)))
+        if let signing = settings.signing, let signer {
+            headers.append((signing.header, signer.signature(of: bytes)))
         }
         return Prepared(bytes: bytes, headers: headers)
     }

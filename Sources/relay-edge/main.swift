@@ -1,6 +1,8 @@
 import ArgumentParser
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import RelayCore
 import RelayEdge
 import RelayRuntime
@@ -61,6 +63,11 @@ struct RelayEdgeCommand: AsyncParsableCommand {
         try await app.runService()
     }
 }
+
+// Tasks run on the server's event loops, not on a pool of their own: a request then never changes thread between
+// the socket and its handler (two hops per request otherwise). Installed first, from the main thread, as NIO asks.
+// Nothing in relay-edge blocks a task: Kafka polls have their own threads, file and admin calls go to BlockingIO.
+NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
 
 // `main.swift` cannot carry `@main` (and `run()` would resolve to the synchronous default here): parse and serve.
 do {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Testing
 
@@ -136,5 +137,41 @@ struct SigningTests {
     ])
     func knownVectors(algorithm: SigningAlgorithm, expected: String) {
         #expect(algorithm.signature(of: Array("what do ya want for nothing?".utf8), key: "Jefe") == expected)
+    }
+
+    /// The prepared key gives Crypto's HMAC for keys shorter than, equal to and longer than a block (a longer key is
+    /// hashed first), for messages of 0 to several blocks, in one piece or many.
+    @Test(arguments: [0, 1, 20, 63, 64, 65, 131])
+    func preparedKeysMatchCrypto(keyLength: Int) {
+        let key = (0..<keyLength).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let symmetric = SymmetricKey(data: key)
+        for messageLength in [0, 1, 55, 56, 64, 200] {
+            let message = (0..<messageLength).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+            #expect(Array(PreparedHMAC<SHA256>(key: key).code(of: message))
+                == Array(HMAC<SHA256>.authenticationCode(for: message, using: symmetric)))
+            #expect(Array(PreparedHMAC<Insecure.SHA1>(key: key).code(of: message))
+                == Array(HMAC<Insecure.SHA1>.authenticationCode(for: message, using: symmetric)))
+            #expect(Array(PreparedHMAC<Insecure.MD5>(key: key).code(of: message))
+                == Array(HMAC<Insecure.MD5>.authenticationCode(for: message, using: symmetric)))
+            let pieces = PreparedHMAC<SHA256>(key: key).code { hasher in
+                for start in stride(from: 0, to: message.count, by: 7) {
+                    message[start..<min(start + 7, message.count)].withUnsafeBytes { hasher.update(bufferPointer: $0) }
+                }
+            }
+            #expect(Array(pieces) == Array(HMAC<SHA256>.authenticationCode(for: message, using: symmetric)))
+        }
+    }
+
+    @Test func validityIsExact() {
+        let hmac = PreparedHMAC<SHA256>(key: Array("k".utf8))
+        let message = Array("message".utf8)
+        let code = Array(hmac.code(of: message))
+        let feed: (inout SHA256) -> Void = { hasher in message.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
+        #expect(hmac.isValid(code, feed))
+        #expect(!hmac.isValid(code.dropLast(), feed))
+        var flipped = code
+        flipped[31] ^= 1
+        #expect(!hmac.isValid(flipped, feed))
+        #expect(!hmac.isValid([UInt8](), feed))
     }
 }

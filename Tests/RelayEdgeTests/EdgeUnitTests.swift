@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import RelayCore
 import RelayEncoding
@@ -134,6 +135,10 @@ struct EdgeUnitTests {
         #expect(signer.verify(pixelID: "abc", query: query.replacingOccurrences(of: "p.example", with: "evil.example")) == nil)
         #expect(PixelSigner(secret: "k2").verify(pixelID: "abc", query: query) == nil)
         #expect(signer.verify(pixelID: "abc", query: "d=7001&t=http%3A%2F%2Fevil") == nil)
+        // On the wire: Base64url of HMAC-SHA256(key, "<pixel id>?<query>"), what a URL signed before still carries.
+        let expected = HMAC<SHA256>.authenticationCode(
+            for: Array("abc?d=7001&u=1&a=x&t=http%3A%2F%2Fp.example%2F".utf8), using: SymmetricKey(data: Array("k1".utf8)))
+        #expect(query == "d=7001&u=1&a=x&t=http%3A%2F%2Fp.example%2F&s=" + Base64URL.encode(Array(expected)))
     }
 
     @Test("event parameters: uuid from d_uuid or the aam_uuid cookie, clear refusals")
