@@ -5,7 +5,6 @@ import RelayCore
 import RelayRuntime
 
 /// `relay-batch`: batch server-to-server files (SPEC §5) for every `kind: batch` destination.
-@main
 struct RelayBatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-batch",
@@ -33,3 +32,5 @@ struct RelayBatchCommand: AsyncParsableCommand {
         }
     }
 }
+
+await Bootstrap.main(RelayBatchCommand.self)

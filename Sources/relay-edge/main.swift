@@ -1,8 +1,6 @@
 import ArgumentParser
 import Hummingbird
 import Logging
-import NIOCore
-import NIOPosix
 import RelayCore
 import RelayEdge
 import RelayRuntime
@@ -36,9 +34,7 @@ struct RelayEdgeCommand: AsyncParsableCommand {
         valueName: "users"))
     var measureStore: Int?
 
-    func run() async throws { try await serve() }
-
-    func serve() async throws {
+    func run() async throws {
         if let users = measureStore {
             print(StoreMeasurement.run(users: users))
             return
@@ -64,15 +60,4 @@ struct RelayEdgeCommand: AsyncParsableCommand {
     }
 }
 
-// Tasks run on the server's event loops, not on a pool of their own: a request then never changes thread between
-// the socket and its handler (two hops per request otherwise). Installed first, from the main thread, as NIO asks.
-// Nothing in relay-edge blocks a task: Kafka polls have their own threads, file and admin calls go to BlockingIO.
-NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-
-// `main.swift` cannot carry `@main` (and `run()` would resolve to the synchronous default here): parse and serve.
-do {
-    let command = try RelayEdgeCommand.parse()
-    try await command.serve()
-} catch {
-    RelayEdgeCommand.exit(withError: error)
-}
+await Bootstrap.main(RelayEdgeCommand.self, tasks: .eventLoops)

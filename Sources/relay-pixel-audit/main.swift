@@ -28,9 +28,4 @@ struct RelayPixelAuditCommand: AsyncParsableCommand {
     }
 }
 
-do {
-    let command = try RelayPixelAuditCommand.parse()
-    try await command.run()
-} catch {
-    RelayPixelAuditCommand.exit(withError: error)
-}
+await Bootstrap.main(RelayPixelAuditCommand.self)

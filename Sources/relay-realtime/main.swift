@@ -5,7 +5,6 @@ import ArgumentParser
 import RelayRealtime
 import RelayRuntime
 
-@main
 struct RelayRealtimeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-realtime",
@@ -26,3 +25,5 @@ struct RelayRealtimeCommand: AsyncParsableCommand {
         }
     }
 }
+
+await Bootstrap.main(RelayRealtimeCommand.self)

@@ -5,7 +5,6 @@ import RelayRuntime
 /// malformed ones with their reason and commits; with `--output` it also appends each valid event's position and ids
 /// to a JSON-lines file (an audit trail of what was read). Operators use it to check a topic's health; the runtime's
 /// tests and benchmark use it as the consume → decode → commit loop without any partner I/O.
-@main
 struct RelayCheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay-check",
@@ -26,3 +25,5 @@ struct RelayCheck: AsyncParsableCommand {
         }
     }
 }
+
+await Bootstrap.main(RelayCheck.self)
