@@ -93,14 +93,7 @@ public final class KafkaProducer: Sendable {
 
     /// `enqueue`, waiting (suspended, not blocking a thread) while librdkafka's local queue is full.
     public func enqueueWaiting(_ record: OutgoingRecord, completion: @escaping Completion) async throws(KafkaError) {
-        while true {
-            do throws(KafkaError) {
-                return try enqueue(record, completion: completion)
-            } catch where error.isQueueFull {
-                // The poll thread drains the queue as deliveries complete.
-                try? await Task.sleep(for: .milliseconds(1))
-            }
-        }
+        try await whileQueueFull { () throws(KafkaError) in try enqueue(record, completion: completion) }
     }
 
     /// Hands the records to librdkafka in order, waiting (suspended) while its local queue is full; `completion`
@@ -110,19 +103,29 @@ public final class KafkaProducer: Sendable {
     public func enqueueAllWaiting(_ records: [OutgoingRecord], completion: @escaping Completion) async {
         let box = DeliveryBox(completion)
         var next = 0
-        while next < records.count {
-            do throws(KafkaError) {
+        do throws(KafkaError) {
+            try await whileQueueFull { () throws(KafkaError) in
+                guard next < records.count else { return }
                 try client.withHandle("produce \(records[next].topic)") { handle throws(KafkaError) in
                     while next < records.count {
                         try produce(records[next], on: handle, box: box)
                         next += 1
                     }
                 }
+            }
+        } catch {
+            for _ in next..<records.count { completion(.failure(error)) }
+        }
+    }
+
+    /// Runs `attempt` again, 1 ms later, for as long as it fails on a full local queue: the poll thread drains the
+    /// queue as deliveries complete. Suspends, never sleeps a thread.
+    private func whileQueueFull(_ attempt: () throws(KafkaError) -> Void) async throws(KafkaError) {
+        while true {
+            do throws(KafkaError) {
+                return try attempt()
             } catch where error.isQueueFull {
                 try? await Task.sleep(for: .milliseconds(1))
-            } catch {
-                for _ in next..<records.count { completion(.failure(error)) }
-                return
             }
         }
     }
