@@ -15,7 +15,8 @@
 #
 # Uses its own in-memory broker on BENCH_BROKER_PORT (default 19095), stopped at the end. Environment: N, PARTITIONS,
 # BENCH_BROKER_PORT, SINK_PORT, LATENCY_SECONDS, MAX_USERS (max_users_per_message, default 10), WRK_CONNECTIONS
-# (default 24), PERF_OUT (a file: perf record -g of the worker during the throughput run).
+# (default 24), PERF_OUT (a file: perf record -g of the worker during the throughput run), LATENCY_RATE (events/s
+# for the latency run instead of half the measured rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -199,7 +200,7 @@ source "$RELAY_ROOT/bench/result.sh"
 bench_result relay-realtime "$RATE" events/s "$C" "C = 1/(1/K + m/H)" "$(echo "$CPU * 1000000 / $MESSAGES" | bc -l)" "partner request" "$RSS" "$N" "$(echo "$ELAPSED * 1000 / 1" | bc)"
 
 # ---- 2. latency at half the rate -----------------------------------------------------------------------------------
-HALF=$(printf "%.0f" "$(echo "$RATE / 2" | bc -l)")
+HALF="${LATENCY_RATE:-$(printf "%.0f" "$(echo "$RATE / 2" | bc -l)")}"
 echo "== latency at half the rate: $HALF events/s for $LATENCY_SECONDS s"
 CONFIG2="$WORK/relay-latency.yaml"
 write_config "latency" "$CONFIG2"

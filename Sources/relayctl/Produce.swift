@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RelayCore
+import RelayEncoding
 import RelayKafka
 import Synchronization
 
@@ -130,11 +131,22 @@ extension Duration {
     var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
-/// Calls `body` with each non-empty line of a file (without its newline), reading in 1 MiB chunks.
+/// Calls `body` with each non-empty line of a file (without its newline), as soon as a read returns it.
+///
+/// One read(2) of up to 1 MiB at a time, off the cooperative pool: `FileHandle.readData(ofLength:)` waits until the
+/// whole length has arrived, which held back events from a live pipe (`--file -`) until a mebibyte had been written.
 func forEachLine(of handle: FileHandle, _ body: ([UInt8]) async throws -> Void) async throws {
+    let fd = handle.fileDescriptor
     var pending: [UInt8] = []
     while true {
-        let chunk = handle.readData(ofLength: 1 << 20)
+        let chunk = try await BlockingIO.run { () throws(CLIError) -> [UInt8] in
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if n >= 0 { return Array(buffer[..<n]) }
+                if errno != EINTR { throw CLIError("read failed: \(String(cString: strerror(errno)))") }
+            }
+        }
         if chunk.isEmpty { break }
         pending += chunk
         var start = 0
