@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import RelayCore
 import RelayEncoding
 import RelayKafka
@@ -106,13 +107,16 @@ final class DestinationPipeline: Sendable {
         }
         if start {
             let partition = message.partition
-            Task { await self.runLane(partition) }
+            // A partition's lane always runs on the same event loop, where its connections live.
+            let executors = EventLoopTaskExecutor.shared
+            let executor = executors[Int(UInt32(bitPattern: partition.partition)) % executors.count]
+            Task(executorPreference: executor) { await self.runLane(partition, on: executor.loop) }
         }
     }
 
-    private func runLane(_ partition: TopicPartition) async {
+    private func runLane(_ partition: TopicPartition, on loop: any EventLoop) async {
         while let message = next(partition) {
-            await deliver(message)
+            await deliver(message, on: loop)
             let pending = lanes.withLock { s -> Int in
                 s.pending -= 1
                 return s.pending
@@ -137,7 +141,7 @@ final class DestinationPipeline: Sendable {
         }
     }
 
-    private func deliver(_ message: OutboundMessage) async {
+    private func deliver(_ message: OutboundMessage, on loop: any EventLoop) async {
         let prepared = sender.prepare(body: message.body, messageID: message.id)
         var attempts = 0
         while true {
@@ -145,13 +149,13 @@ final class DestinationPipeline: Sendable {
             attempts += 1
             metrics.attempts.increment()
             if attempts > 1 { metrics.retries.increment() }
-            let result = await attempt(prepared)
+            let result = await attempt(prepared, on: loop)
             switch result {
             case .delivered:
                 let now = Timestamps.nowMilliseconds()
                 metrics.messages.increment()
                 metrics.usersSent.increment(by: message.userCount)
-                metrics.bytes.increment(by: prepared.bytes.count)
+                metrics.bytes.increment(by: prepared.body.readableBytes)
                 for ts in message.eventTimestamps { metrics.latency.recordMilliseconds(max(0, now - ts)) }
                 message.ticket?.finish()
                 return
@@ -173,7 +177,7 @@ final class DestinationPipeline: Sendable {
     }
 
     /// One attempt through the breaker, the rate limit and the in-flight cap.
-    private func attempt(_ prepared: PartnerSender.Prepared) async -> AttemptResult {
+    private func attempt(_ prepared: PartnerSender.Prepared, on loop: any EventLoop) async -> AttemptResult {
         guard breaker.withLock({ $0.allowRequest(now: .now) }) else {
             failing.store(true, ordering: .relaxed)
             return .retryable(reason: "circuit open", retryAfter: nil)
@@ -182,7 +186,7 @@ final class DestinationPipeline: Sendable {
         if wait > .zero { try? await Task.sleep(for: wait) }
         await inFlight.acquire()
         metrics.inFlight.record(inFlightCount.add(1, ordering: .relaxed).newValue)
-        let result = await sender.send(prepared)
+        let result = await sender.send(prepared, on: loop)
         metrics.inFlight.record(inFlightCount.subtract(1, ordering: .relaxed).newValue)
         inFlight.release()
         let state = breaker.withLock { b -> CircuitBreaker.State in

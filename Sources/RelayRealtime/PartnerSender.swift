@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import RelayCore
 import RelayRuntime
 
@@ -14,7 +15,8 @@ public let messageIDHeader = "X-Relay-Message-Id"
 public struct PartnerSender: Sendable {
     public let destinationID: Int
     public let settings: RealtimeSettings
-    let client: HTTPClient
+    /// The partner's endpoint; `client` only fetches OAuth 2.0 tokens.
+    let connections: PartnerConnections
     let signer: SigningAlgorithm.Signer?
     let tokens: OAuth2TokenSource?
 
@@ -24,7 +26,7 @@ public struct PartnerSender: Sendable {
     {
         destinationID = destination.id
         self.settings = settings
-        self.client = client
+        connections = try PartnerConnections(url: settings.url)
         signer = try settings.signing.map { .init($0.algorithm, key: try $0.key.resolve(environment: environment)) }
         tokens = try settings.oauth2.map { oauth in
             OAuth2TokenSource(settings: oauth, clientID: try oauth.clientID.resolve(environment: environment),
@@ -33,57 +35,60 @@ public struct PartnerSender: Sendable {
         }
     }
 
-    /// The bytes put on the wire for a body, and the headers that depend on them.
+    /// The bytes put on the wire for a body, and the headers that depend on them: made once, sent on every attempt.
     public struct Prepared: Sendable {
-        public var bytes: [UInt8]
-        public var headers: [(String, String)]
+        public var body: ByteBuffer
+        public var headers: HTTPHeaders
     }
 
     public func prepare(body: [UInt8], messageID: String) -> Prepared {
-        var headers = [("Content-Type", "application/json"), (messageIDHeader, messageID)]
+        var headers: HTTPHeaders = ["Content-Type": "application/json", messageIDHeader: messageID]
         var bytes = body
         if settings.gzip, let compressed = try? Gzip.compress(body) {
             bytes = compressed
-            headers.append(("Content-Encoding", "gzip"))
+            headers.add(name: "Content-Encoding", value: "gzip")
         }
         if let signing = settings.signing, let signer {
-            headers.append((signing.header, signer.signature(of: bytes)))
+            headers.add(name: signing.header, value: signer.signature(of: bytes))
         }
-        return Prepared(bytes: bytes, headers: headers)
+        return Prepared(body: ByteBuffer(bytes: bytes), headers: headers)
     }
 
-    /// One attempt.
-    public func send(_ prepared: Prepared) async -> AttemptResult {
-        var request = HTTPClientRequest(url: settings.url.absoluteString)
-        request.method = .POST
-        for (name, value) in prepared.headers { request.headers.add(name: name, value: value) }
+    /// One attempt, on a connection of `loop` (the one the calling task runs on, ideally).
+    public func send(_ prepared: Prepared, on loop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()) async
+        -> AttemptResult
+    {
+        var headers = prepared.headers
         if let tokens {
             do {
-                request.headers.add(name: "Authorization", value: "Bearer \(try await tokens.token())")
+                headers.add(name: "Authorization", value: "Bearer \(try await tokens.token())")
             } catch {
                 return .retryable(reason: "oauth2 token: \(error)", retryAfter: nil)
             }
         }
-        request.body = .bytes(ByteBuffer(bytes: prepared.bytes))
         do {
-            let response = try await client.execute(request, timeout: .milliseconds(Int64(settings.timeoutMs)))
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            if response.status.code == 401, let tokens { await tokens.invalidate() }
-            if response.status.code == 401, tokens != nil {
+            let answer = try await connections.post(headers: headers, body: prepared.body,
+                                                    timeout: .milliseconds(Int64(settings.timeoutMs)), on: loop)
+            if answer.status == 401, let tokens {
+                await tokens.invalidate()
                 return .retryable(reason: "HTTP 401 (token refreshed)", retryAfter: nil)
             }
-            return AttemptResult.classify(status: Int(response.status.code),
-                                          retryAfter: response.headers.first(name: "Retry-After"))
-        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return AttemptResult.classify(status: answer.status, retryAfter: answer.retryAfter)
+        } catch PartnerConnections.Failure.timedOut {
             return .retryable(reason: "timed out after \(settings.timeoutMs) ms", retryAfter: nil)
         } catch {
             return .retryable(reason: "connection error: \(Self.describe(error))", retryAfter: nil)
         }
     }
 
+    /// Closes the connections to the partner.
+    public func shutdown() async {
+        await connections.shutdown()
+    }
+
     /// Error text without URLs' user info or headers (which could carry secrets).
     static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return String(describing: error) }
+        if let error = error as? PartnerConnections.Failure { return error.description }
         return String(describing: type(of: error)) + ": " + String(describing: error).prefix(200)
     }
 }

@@ -16,7 +16,7 @@ public struct RealtimeHandler: RecordHandler {
     let maxPendingPerDestination: Int
     /// How long `drain` waits for deliveries in flight at shutdown.
     let drainTimeout: Duration
-    /// The partners' HTTP client, shut down with the worker (``resources``).
+    /// The client for OAuth 2.0 tokens, shut down with the worker (``resources``).
     let client: HTTPClient
 
     /// Resolves every realtime destination's secrets now (an error names the missing one, never a value).
@@ -43,7 +43,11 @@ public struct RealtimeHandler: RecordHandler {
     }
 
     public var resources: [ClosingService] {
-        [ClosingService("partner HTTP client", logger: context.logger) { [client] in try await client.shutdown() }]
+        let senders = router.targets.map(\.pipeline.sender)
+        return [ClosingService("partner connections", logger: context.logger) { [client] in
+            for sender in senders { await sender.shutdown() }
+            try await client.shutdown()
+        }]
     }
 
     /// The flush timer: closes chunks whose partition went quiet for their flush interval.
@@ -111,16 +115,13 @@ public struct RealtimeHandler: RecordHandler {
     }
 }
 
-/// The HTTP client the realtime worker shares between destinations.
+/// The HTTP client that fetches OAuth 2.0 tokens for the realtime destinations (messages go through each
+/// destination's ``PartnerConnections``).
 public enum RealtimeHTTP {
     public static func makeClient(config: RelayConfig) -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
-        // Destinations may share a host: room for every destination's requests in flight at once.
-        let connections = max(8, config.realtimeDestinations.reduce(0) { $0 + $1.settings.maxInFlight })
-        configuration.connectionPool = HTTPClient.Configuration.ConnectionPool(
-            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connections)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 }

@@ -97,6 +97,7 @@ public final class RealtimeRedrive: Sendable {
     }
 
     public func shutdown() async throws {
+        await sender.shutdown()
         try await client.shutdown()
     }
 }

@@ -10,11 +10,22 @@ import Synchronization
 /// Chunks are closed and their messages queued under one lock, so that the messages of a partition reach every
 /// pipeline in offset order whichever task (the consume loop or the flush timer) closes them.
 final class RealtimeRouter: Sendable {
-    struct Target: Sendable {
+    /// A class: the consume loop visits every target for every record, and a reference is one retain where the
+    /// struct's copy retained each of its fields.
+    final class Target: Sendable {
         let destination: Destination
         let settings: RealtimeSettings
         let builder: RealtimeMessageBuilder
         let pipeline: DestinationPipeline
+
+        init(destination: Destination, settings: RealtimeSettings, builder: RealtimeMessageBuilder,
+             pipeline: DestinationPipeline)
+        {
+            self.destination = destination
+            self.settings = settings
+            self.builder = builder
+            self.pipeline = pipeline
+        }
     }
 
     let targets: [Target]

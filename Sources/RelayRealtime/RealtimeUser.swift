@@ -2,7 +2,10 @@ import RelayCore
 
 /// One user of one event, as one realtime destination receives it: the user's mapped segments from that event and
 /// where the event came from (its offset, for the message id, dead letters and offset tracking).
-public struct RealtimeUser: Sendable, Hashable {
+///
+/// A class, immutable: the record's entry, the chunk and the message share one user, handed on as one reference
+/// (as a struct, each hand-off retained its four buffers: 4% of the worker's CPU in bench/realtime.sh's profile).
+public final class RealtimeUser: Sendable, Hashable {
     /// The platform's user id (`AAM_UUID`).
     public let uuid: String
     /// The id the partner knows the user by (`DataPartner_UUID`, from `user_dpid`).
@@ -28,6 +31,17 @@ public struct RealtimeUser: Sendable, Hashable {
         self.offset = offset
         json = RealtimeMessageBuilder.userJSON(uuid: uuid, partnerID: partnerID, region: region,
                                                timestamp: timestamp, segments: segments)
+    }
+
+    /// Equal users carry the same fields (`json` follows from them).
+    public static func == (a: RealtimeUser, b: RealtimeUser) -> Bool {
+        a.uuid == b.uuid && a.partnerID == b.partnerID && a.region == b.region && a.timestamp == b.timestamp
+            && a.segments == b.segments && a.offset == b.offset
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(uuid)
+        hasher.combine(offset)
     }
 }
 

@@ -44,7 +44,8 @@ public final class TestPartner: Sendable {
         self.server = server
     }
 
-    public static func start() async throws -> TestPartner {
+    /// A partner on `port` (0: any free port).
+    public static func start(port: Int = 0) async throws -> TestPartner {
         let box = PartnerBox()
         let router = Router()
         router.post("**") { request, _ -> Hummingbird.Response in
@@ -56,16 +57,16 @@ public final class TestPartner: Sendable {
         var logger = Logger(label: "test-partner")
         logger.logLevel = .critical
         let app = Application(router: router,
-                              configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              configuration: .init(address: .hostname("127.0.0.1", port: port)),
                               onServerRunning: { channel in
                                   continuation.yield(channel.localAddress?.port ?? 0)
                                   continuation.finish()
                               }, logger: logger)
         let server = Task { try await app.runService(gracefulShutdownSignals: []) }
-        var port = 0
-        for await value in stream { port = value }
-        guard port > 0 else { throw TestFailure("test partner did not start") }
-        let partner = TestPartner(port: port, server: server)
+        var bound = 0
+        for await value in stream { bound = value }
+        guard bound > 0 else { throw TestFailure("test partner did not start") }
+        let partner = TestPartner(port: bound, server: server)
         box.set(partner)
         return partner
     }
@@ -101,6 +102,7 @@ public final class TestPartner: Sendable {
         let path = request.uri.path
         var headers: [String: String] = [:]
         for field in request.headers { headers[field.name.canonicalName] = field.value }
+        headers["host"] = request.head.authority  // HTTP/1.1's Host, kept by HTTPTypes as the authority
         let response = state.withLock { s -> TestPartner.Response in
             if var script = s.scripts[path], !script.isEmpty {
                 let next = script.removeFirst()
