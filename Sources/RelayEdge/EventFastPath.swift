@@ -1,6 +1,11 @@
-import Foundation
 import NIOCore
 import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// `GET /event`, the edge's hot route, answered inside the connection's pipeline right behind the HTTP/1.1 decoder,
 /// on the connection's event loop: no task, no async stream, no router, no conversion to HTTP types. It answers with
