@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOHTTP1
 import Prometheus
 import Synchronization
 
@@ -113,33 +114,36 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Hummingbird's HTTP/1.1 channel with a ``ConnectionGuard`` in front of it.
+/// Hummingbird's HTTP/1.1 channel with a ``ConnectionGuard`` in front of it and ``EventFastPath`` right behind the
+/// HTTP/1.1 decoder.
 struct GuardedHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let base: HTTP1Channel
-    let open: ConnectionGuard.OpenConnections
+    let edge: EdgeServer
     let idleTimeout: TimeAmount
-    let metrics: EdgeMetrics
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let (open, idleTimeout, metrics) = (self.open, self.idleTimeout, self.metrics)
+        let (edge, idleTimeout) = (self.edge, self.idleTimeout)
         let added = channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(
-                ConnectionGuard(open: open, idleTimeout: idleTimeout, metrics: metrics), position: .first)
+                ConnectionGuard(open: edge.openConnections, idleTimeout: idleTimeout, metrics: edge.metrics),
+                position: .first)
         }
-        return added.flatMap { base.setup(channel: channel, logger: logger) }
+        return added.flatMap { base.setup(channel: channel, logger: logger) }.flatMapThrowing { value in
+            let operations = channel.pipeline.syncOperations
+            let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try operations.addHandler(EventFastPath(edge: edge), position: .after(decoder))
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {
         await base.handle(value: value, logger: logger)
     }
 
-    static func builder(open: ConnectionGuard.OpenConnections, idleTimeout: TimeAmount, metrics: EdgeMetrics)
-        -> HTTPServerBuilder
-    {
+    static func builder(edge: EdgeServer, idleTimeout: TimeAmount) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            GuardedHTTP1Channel(base: HTTP1Channel(responder: responder), open: open, idleTimeout: idleTimeout,
-                                metrics: metrics)
+            GuardedHTTP1Channel(base: HTTP1Channel(responder: responder), edge: edge, idleTimeout: idleTimeout)
         }
     }
 }

@@ -13,8 +13,9 @@ extension EdgeServer {
     ]
 
     func addRoutes(to router: Router<BasicRequestContext>) {
+        // Most GET /event requests are answered by EventFastPath before they reach the router; these are the rest.
         router.get("/event") { request, _ in
-            await measured(0, request) { try await event(request, body: nil) }
+            await measured(0, request) { try event(EventCall(request, body: nil)) }
         }
         router.post("/event") { request, _ in
             await measured(0, request) {
@@ -28,7 +29,7 @@ extension EdgeServer {
                 } catch {
                     throw EventParameters.Refusal(status: .contentTooLarge, message: "request body above 32 KiB")
                 }
-                return try await event(request, body: body)
+                return try event(EventCall(request, body: body))
             }
         }
         router.on("/event", method: .options) { request, _ in preflight(request) }
@@ -51,62 +52,79 @@ extension EdgeServer {
         router.on("/px/receipts", method: .options) { request, _ in preflight(request) }
     }
 
-    /// Runs a handler, turns refusals into plain-text answers, adds CORS headers and records the metrics.
-    /// `endpoint` indexes ``EdgeMetrics/endpoints``.
-    private func measured(_ endpoint: Int, _ request: Request, _ body: () async throws -> Response) async -> Response {
+    /// Runs a Hummingbird route's handler through ``finish(_:_:origin:since:)``.
+    private func measured(_ endpoint: Int, _ request: Request, _ body: () async throws -> EdgeReply) async -> Response {
         let start = ContinuousClock.now
-        var response: Response
-        do {
-            response = try await body()
-        } catch let refusal as EventParameters.Refusal {
-            response = Self.text(refusal.status, refusal.message)
+        let outcome: Result<EdgeReply, any Error>
+        do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+        return finish(endpoint, outcome, origin: request.headers[.origin], since: start).response
+    }
+
+    /// `GET /event` as ``EventFastPath`` takes it: the same handler and the same ``finish(_:_:origin:since:)``.
+    func answerEvent(_ call: EventCall) -> EdgeReply {
+        let start = ContinuousClock.now
+        let outcome: Result<EdgeReply, any Error>
+        do { outcome = .success(try event(call)) } catch { outcome = .failure(error) }
+        return finish(0, outcome, origin: call.origin, since: start)
+    }
+
+    /// Turns refusals into plain-text answers, adds CORS headers and records the metrics. `endpoint` indexes
+    /// ``EdgeMetrics/endpoints``.
+    private func finish(_ endpoint: Int, _ outcome: Result<EdgeReply, any Error>, origin: String?,
+                        since start: ContinuousClock.Instant) -> EdgeReply
+    {
+        var reply: EdgeReply
+        switch outcome {
+        case .success(let answer):
+            reply = answer
+        case .failure(let refusal as EventParameters.Refusal):
+            reply = Self.text(refusal.status, refusal.message)
             if refusal.status == .unauthorized {
-                response.headers[.wwwAuthenticate] = #"Bearer realm="px-receipts""#
+                reply.headers[.wwwAuthenticate] = #"Bearer realm="px-receipts""#
             }
-        } catch {
+        case .failure(let error):
             logger.error("request failed", metadata: ["endpoint": "\(EdgeMetrics.endpoints[endpoint])", "error": "\(error)"])
-            response = Self.text(.internalServerError, "internal error")
+            reply = Self.text(.internalServerError, "internal error")
         }
-        addCORS(request, to: &response)
-        metrics.request(endpoint: endpoint, status: response.status.code, duration: ContinuousClock.now - start)
-        return response
+        addCORS(origin: origin, to: &reply.headers)
+        metrics.request(endpoint: endpoint, status: reply.status.code, duration: ContinuousClock.now - start)
+        return reply
     }
 
-    static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        Response(status: status,
-                 headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
-                 body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    static func text(_ status: HTTPResponse.Status, _ message: String) -> EdgeReply {
+        EdgeReply(status: status,
+                  headers: [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-store"],
+                  body: ByteBuffer(string: message + "\n"))
     }
 
-    static func gif(_ headers: HTTPFields = [:]) -> Response {
+    static func gif(_ headers: HTTPFields = [:]) -> EdgeReply {
         var headers = headers
         headers[.contentType] = "image/gif"
         headers[.cacheControl] = "no-cache, no-store, must-revalidate, max-age=0"
         headers[HTTPField.Name("Pragma")!] = "no-cache"
         headers[.expires] = "0"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: transparentGIF)))
+        return EdgeReply(status: .ok, headers: headers, body: ByteBuffer(bytes: transparentGIF))
     }
 
     // MARK: /event
 
-    private func event(_ request: Request, body: ByteBuffer?) async throws -> Response {
-        let query = request.uri.query ?? ""
+    private func event(_ call: EventCall) throws -> EdgeReply {
+        let query = call.query
         if query.utf8.count > EventParameters.maxQueryBytes {
             throw EventParameters.Refusal(status: .uriTooLong, message: "query string above 8 KiB")
         }
         guard var form = PercentEncoding.decodeForm(query.utf8) else {
             throw EventParameters.Refusal.badRequest("malformed query string (bad %-escape or invalid UTF-8)")
         }
-        if let body {
+        if let body = call.body {
             guard let pairs = body.withUnsafeReadableBytes({ PercentEncoding.decodeForm($0) }) else {
                 throw EventParameters.Refusal.badRequest(
                     "malformed form body (expected application/x-www-form-urlencoded)")
             }
             form += pairs
         }
-        let cookieHeader = request.headers[values: .cookie].joined(separator: "; ")
-        let parameters = try EventParameters.parse(form, cookieHeader: cookieHeader.isEmpty ? nil : cookieHeader)
-        let authority = EventParameters.sanitizedHost(request.head.authority) ?? fallbackHost
+        let parameters = try EventParameters.parse(form, cookieHeader: call.cookieHeader)
+        let authority = EventParameters.sanitizedHost(call.authority) ?? fallbackHost
         // One system random draw per answer seeds the ids of this answer (tid, pixel ids, %rnd%): unguessable from
         // outside, without a getrandom call for each id.
         var system = SystemRandomNumberGenerator()
@@ -122,13 +140,13 @@ extension EdgeServer {
         guard parameters.json else { return Self.gif(headers) }
         headers[.contentType] = "application/json"
         headers[.cacheControl] = "no-store"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        return EdgeReply(status: .ok, headers: headers, body: ByteBuffer(bytes: answer.body))
     }
 
 
     // MARK: /px
 
-    private func pixel(_ request: Request, id: String) throws -> Response {
+    private func pixel(_ request: Request, id: String) throws -> EdgeReply {
         guard EventParameters.isValidUUID(id) else {
             throw EventParameters.Refusal.badRequest("pixel id must be 1-64 characters of [0-9A-Za-z_-]")
         }
@@ -169,11 +187,11 @@ extension EdgeServer {
         recorder.record([PixelEvent(kind: .received, pixelID: id, destinationID: destinationID, uuid: fields["u"] ?? "",
                                     ts: now, aliases: aliases, url: nil, source: .redirect)])
         metrics.received(.redirect)
-        return Response(status: .found, headers: [.location: target, .cacheControl: "no-store"])
+        return EdgeReply(status: .found, headers: [.location: target, .cacheControl: "no-store"])
     }
 
     /// `POST /px/receipts`, once ``PixelReceipts`` has accepted the caller and its ids.
-    private func recordReceipts(_ headers: HTTPFields, body: [UInt8]) throws -> Response {
+    private func recordReceipts(_ headers: HTTPFields, body: [UInt8]) throws -> EdgeReply {
         let (destinationID, ids) = try receipts.accept(headers: headers, body: body)
         let now = Timestamps.nowMilliseconds()
         recorder.record(ids.map {
@@ -181,34 +199,82 @@ extension EdgeServer {
                        aliases: [], url: nil, source: .partner)
         })
         metrics.received(.partner, count: ids.count)
-        return Response(status: .ok, headers: [.contentType: "application/json"],
-                        body: .init(byteBuffer: ByteBuffer(string: #"{"recorded":\#(ids.count)}"#)))
+        return EdgeReply(status: .ok, headers: [.contentType: "application/json"],
+                         body: ByteBuffer(string: #"{"recorded":\#(ids.count)}"#))
     }
 
     // MARK: CORS
 
-    private func addCORS(_ request: Request, to response: inout Response) {
+    private func addCORS(origin: String?, to headers: inout HTTPFields) {
         guard cors.isEnabled else { return }
-        response.headers.append(HTTPField(name: .vary, value: "Origin"))
-        switch cors.grant(origin: request.headers[.origin]) {
+        headers.append(HTTPField(name: .vary, value: "Origin"))
+        switch cors.grant(origin: origin) {
         case .none:
             break
         case .anyOrigin:
-            response.headers[.accessControlAllowOrigin] = "*"
+            headers[.accessControlAllowOrigin] = "*"
         case .credentialed(let origin):
-            response.headers[.accessControlAllowOrigin] = origin
-            response.headers[.accessControlAllowCredentials] = "true"
+            headers[.accessControlAllowOrigin] = origin
+            headers[.accessControlAllowCredentials] = "true"
         }
     }
 
     private func preflight(_ request: Request) -> Response {
-        var response = Response(status: .noContent)
-        addCORS(request, to: &response)
-        if response.headers[.accessControlAllowOrigin] != nil {
-            response.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
-            response.headers[.accessControlAllowHeaders] = "Content-Type"
-            response.headers[.accessControlMaxAge] = "600"
+        var reply = EdgeReply(status: .noContent)
+        addCORS(origin: request.headers[.origin], to: &reply.headers)
+        if reply.headers[.accessControlAllowOrigin] != nil {
+            reply.headers[.accessControlAllowMethods] = "GET, POST, OPTIONS"
+            reply.headers[.accessControlAllowHeaders] = "Content-Type"
+            reply.headers[.accessControlMaxAge] = "600"
         }
-        return response
+        return reply.response
+    }
+}
+
+/// What the edge answers to one request, before Hummingbird (``response``) or ``EventFastPath`` writes it.
+/// `Content-Length` is set here, before CORS adds its headers, as Hummingbird's `Response` sets it: the headers come
+/// out in the same order on both paths.
+struct EdgeReply {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields
+    var body: ByteBuffer
+
+    init(status: HTTPResponse.Status, headers: HTTPFields = [:], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        if !self.headers.contains(.contentLength) { self.headers[.contentLength] = String(body.readableBytes) }
+    }
+
+    var response: Response {
+        Response(status: status, headers: headers, body: body.readableBytes == 0 ? .init() : .init(byteBuffer: body))
+    }
+}
+
+/// The parts of an `/event` request the answer depends on, however it arrived.
+struct EventCall {
+    /// The raw query string (after `?`, before any `#`).
+    var query: Substring
+    /// A POST's form body.
+    var body: ByteBuffer?
+    /// Every `Cookie` header, joined with `; `; nil without any.
+    var cookieHeader: String?
+    /// The `Host` header.
+    var authority: String?
+    /// The `Origin` header(s), joined with `, `.
+    var origin: String?
+
+    init(query: Substring, body: ByteBuffer?, cookieHeader: String?, authority: String?, origin: String?) {
+        self.query = query
+        self.body = body
+        self.cookieHeader = cookieHeader
+        self.authority = authority
+        self.origin = origin
+    }
+
+    init(_ request: Request, body: ByteBuffer?) {
+        let cookies = request.headers[values: .cookie].joined(separator: "; ")
+        self.init(query: Substring(request.uri.query ?? ""), body: body, cookieHeader: cookies.isEmpty ? nil : cookies,
+                  authority: request.head.authority, origin: request.headers[.origin])
     }
 }

@@ -67,16 +67,18 @@ public struct EdgeServer: Sendable {
         }
     }
 
-    /// The HTTP application, with the reader and the pixel producer as its services: on SIGTERM the server stops
-    /// first, then the reader writes its snapshot, then the producer flushes every pixel event. Every connection
-    /// passes a ``ConnectionGuard`` (`edge.max_connections`, `edge.idle_timeout`).
+    /// The HTTP application, with the reader, the pixel recorder and the pixel producer as its services: on SIGTERM
+    /// the server stops first, then the reader writes its snapshot, the recorder hands over its last events and the
+    /// producer flushes every pixel event. Every connection passes a ``ConnectionGuard`` (`edge.max_connections`,
+    /// `edge.idle_timeout`), and `GET /event` is answered by ``EventFastPath`` in the pipeline.
     /// - Parameter metricsPort: when given, `/metrics` and `/health/*` are served on that port only (for a cluster
     ///   whose public Service exposes the API port); otherwise beside the API.
     public func buildApplication(host: String, port: Int, registry: PrometheusCollectorRegistry,
                                  metricsPort: Int? = nil) -> some ApplicationProtocol
     {
         let router = Router()
-        var services: [any Service] = [ClosingService.producer(producer, logger: logger), reader]
+        // Shut down in reverse order, after the server: the reader, the recorder's last hand-over, the producer.
+        var services: [any Service] = [ClosingService.producer(producer, logger: logger), recorder, reader]
         if let metricsPort {
             services.append(makeOperationsServer(port: metricsPort, host: host, readiness: readiness,
                                                  registry: registry, logger: logger))
@@ -87,7 +89,7 @@ public struct EdgeServer: Sendable {
         let idleTimeout = TimeAmount.milliseconds(max(1, config.edge.idleTimeout.milliseconds))
         return Application(
             router: router,
-            server: GuardedHTTP1Channel.builder(open: openConnections, idleTimeout: idleTimeout, metrics: metrics),
+            server: GuardedHTTP1Channel.builder(edge: self, idleTimeout: idleTimeout),
             // A deep accept queue (the kernel caps it at somaxconn): bursts of connections wait to be accepted, and
             // the guard refuses what is over the limit, instead of the kernel dropping them silently.
             configuration: .init(address: .hostname(host, port: port), serverName: nil, backlog: 4_096),

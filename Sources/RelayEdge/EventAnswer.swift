@@ -108,7 +108,11 @@ struct EventAnswer {
                                ts: now, aliases: aliases, url: url, source: .edge)
         guard destination.settings.audit == .redirect, let signer else { return (url, secureURL, pixel) }
         func redirect(_ scheme: String, _ target: String) -> String {
-            var query: [UInt8] = Array("d=\(destination.id)&u=".utf8)
+            var query: [UInt8] = []
+            query.reserveCapacity(256)
+            query.append(contentsOf: "d=".utf8)
+            JSONWriter.appendInteger(destination.id, to: &query)
+            query.append(contentsOf: "&u=".utf8)
             PercentEncoding.append(request.uuid, to: &query)
             query.append(contentsOf: "&a=".utf8)
             for (index, alias) in aliases.enumerated() {
@@ -132,9 +136,11 @@ struct EventAnswer {
         return (redirect("http", url), redirect("https", secureURL), pixel)
     }
 
+    private static let base64URLAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
     /// 12 characters of Base64url from 72 random bits.
     static func transactionID(_ random: inout some RandomNumberGenerator) -> [UInt8] {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+        let alphabet = base64URLAlphabet
         var bits = random.next()
         var more = random.next()
         var out: [UInt8] = []
@@ -150,8 +156,10 @@ struct EventAnswer {
     /// `<destination id>-` and 32 lowercase hex characters from 128 random bits: any receipt of the id, even a bare
     /// one, can name its destination.
     static func pixelID(destination: Int, _ random: inout some RandomNumberGenerator) -> String {
-        var out: [UInt8] = Array("\(destination)-".utf8)
+        var out: [UInt8] = []
         out.reserveCapacity(40)
+        JSONWriter.appendInteger(destination, to: &out)
+        out.append(UInt8(ascii: "-"))
         for _ in 0..<2 {
             var value = random.next()
             for _ in 0..<16 {

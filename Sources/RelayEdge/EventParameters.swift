@@ -21,17 +21,26 @@ struct EventParameters: Equatable {
     ///   - form: the decoded pairs of the query (GET) or of the query and the body (POST).
     ///   - cookieHeader: the `Cookie` header(s), for `aam_uuid`.
     static func parse(_ form: [(String, String)], cookieHeader: String?) throws(Refusal) -> EventParameters {
-        var values: [String: String] = [:]
-        for (name, value) in form where name == "d_uuid" || name == "d_rtbd" || name == "d_dst" {
-            if let earlier = values[name], earlier != value {
+        // The three names this call reads; any other is ignored.
+        var given: (uuid: String?, rtbd: String?, dst: String?) = (nil, nil, nil)
+        func keep(_ value: String, as name: String, in slot: inout String?) throws(Refusal) {
+            if let earlier = slot, earlier != value {
                 throw .badRequest("\(name) is given more than once with different values")
             }
-            values[name] = value
+            slot = value
+        }
+        for (name, value) in form {
+            switch name {
+            case "d_uuid": try keep(value, as: name, in: &given.uuid)
+            case "d_rtbd": try keep(value, as: name, in: &given.rtbd)
+            case "d_dst": try keep(value, as: name, in: &given.dst)
+            default: continue
+            }
         }
         let uuid: String
-        if let given = values["d_uuid"] {
-            guard isValidUUID(given) else { throw .badRequest("d_uuid must be 1-64 characters of [0-9A-Za-z_-]") }
-            uuid = given
+        if let named = given.uuid {
+            guard isValidUUID(named) else { throw .badRequest("d_uuid must be 1-64 characters of [0-9A-Za-z_-]") }
+            uuid = named
         } else if let cookie = cookieHeader.flatMap({ cookieValue(named: "aam_uuid", in: $0) }) {
             guard isValidUUID(cookie) else {
                 throw .badRequest("the aam_uuid cookie must be 1-64 characters of [0-9A-Za-z_-]")
@@ -41,13 +50,13 @@ struct EventParameters: Equatable {
             throw .badRequest("d_uuid is required (or the aam_uuid cookie)")
         }
         let json: Bool
-        switch values["d_rtbd"] {
+        switch given.rtbd {
         case nil: json = false
         case "json"?: json = true
         default: throw .badRequest("d_rtbd must be json (or left out for the 1x1 GIF)")
         }
         let dests: Bool
-        switch values["d_dst"] {
+        switch given.dst {
         case nil, "0"?: dests = false
         case "1"?: dests = true
         default: throw .badRequest("d_dst must be 0 or 1")
