@@ -100,7 +100,7 @@ public enum AuditChangelog {
         let windowMs: Int64
         let graceMs: Int64
         private(set) var windows: [WindowKey: WindowTally] = [:]
-        private(set) var pixels: [PixelKey: PixelEntry] = [:]
+        private(set) var pixels = PixelTable()
         private var pendingWindows: [WindowKey: WindowTally?] = [:]
         private var pendingPixels: [PixelKey: PixelEntry?] = [:]
         private(set) var nextOffset: Int64 = 0
@@ -202,9 +202,10 @@ public enum AuditChangelog {
 }
 
 extension PartitionAudit {
-    mutating func restore(watermark: Int64, windows: [WindowKey: WindowTally], pixels: [PixelKey: PixelEntry]) {
+    mutating func restore(watermark: Int64, windows: [WindowKey: WindowTally], pixels: PixelTable) {
         self.windows = windows
         self.pixels = pixels
+        self.pixels.forgetChanges()  // on the changelog already
         self.watermark = watermark
         recomputeSchedule()
     }
