@@ -181,7 +181,7 @@ public struct PartitionAudit: Sendable {
         let closeAt = key.start + windowMs + graceMs
         let dueAlready = watermark != Int64.min && closeAt <= watermark
         var closed = false
-        changedWindows.insert(key)
+        var listed = true
         Self.modify(&windows[key, default: WindowTally()]) { tally in  // one lookup, changed in place
             if !tally.known {
                 tally.known = true
@@ -193,7 +193,10 @@ public struct PartitionAudit: Sendable {
                 tally.revision &+= 1
             }
             closed = tally.closed
+            listed = tally.listed
+            tally.listed = true
         }
+        if !listed { changedWindows.insert(key) }  // once per write, not once per event
         if closed { nextEvictAt = min(nextEvictAt, closeAt + retentionMs) }
         else { nextCloseAt = min(nextCloseAt, closeAt) }
     }
@@ -336,7 +339,10 @@ public struct PartitionAudit: Sendable {
     public mutating func takeChanges() -> AuditChanges {
         var changes = AuditChanges(partition: partition, windowMs: windowMs, graceMs: graceMs,
                                    retentionMs: retentionMs, nextOffset: nextOffset, watermark: watermark)
-        changes.windows = changedWindows.sorted().map { ($0, windows[$0]) }
+        changes.windows = changedWindows.sorted().map { key in
+            windows[key]?.listed = false
+            return (key, windows[key])
+        }
         changes.pixels = pixels.takeChanges()
         changedWindows.removeAll(keepingCapacity: true)
         return changes
@@ -402,6 +408,8 @@ struct WindowTally: Sendable, Equatable {
     var revision: UInt64 = 0
     /// False only for the default value of a window being created.
     var known = false
+    /// In `changedWindows` (set by `update`, cleared by `takeChanges`; not written to the changelog).
+    var listed = false
 }
 
 struct PixelEntry: Sendable, Equatable {
