@@ -56,7 +56,7 @@ public enum AuditChangelog {
 
     static func windowKey(_ key: WindowKey) -> [UInt8] {
         var w = BinaryWriter(capacity: 17)
-        w.append(raw: [UInt8(ascii: "w")])
+        w.put(UInt8(ascii: "w"))
         w.put(key.destination)
         w.put(key.start)
         return w.bytes
@@ -64,7 +64,7 @@ public enum AuditChangelog {
 
     static func pixelKey(_ key: PixelKey) -> [UInt8] {
         var w = BinaryWriter(capacity: 17)
-        w.append(raw: [UInt8(ascii: "p")])
+        w.put(UInt8(ascii: "p"))
         w.put(key.hi)
         w.put(key.lo)
         return w.bytes

@@ -20,17 +20,18 @@ struct PixelTable: Sendable {
                                 changed: false)
     }
 
-    /// A power of two in size (or empty), never more than `maxLoad` full, so that probe runs stay short.
+    /// A power of two in size (or empty), at most seven eighths full (`maxCount`), so that probe runs stay short.
     private var slots: [Slot] = []
     private(set) var count = 0
     private let seed = (UInt64.random(in: .min ... .max), UInt64.random(in: .min ... .max))
     /// Keys changed or removed since `takeChanges`, each once while it stays in the table.
     private var changed: [PixelKey] = []
 
-    /// Keeps an eighth of the slots free at most load.
+    private static func maxCount(_ capacity: Int) -> Int { capacity - capacity / 8 }
+
     private static func capacity(for count: Int) -> Int {
         var capacity = 16
-        while capacity - capacity / 8 < count { capacity *= 2 }
+        while maxCount(capacity) < count { capacity *= 2 }
         return capacity
     }
 
@@ -74,7 +75,7 @@ struct PixelTable: Sendable {
     /// Runs `body` on the key's entry, a new one (`nil`) when it has none: the entry it leaves is stored (marked
     /// changed when it differs), and none when it leaves `nil`. One lookup however it goes.
     mutating func withEntry<R>(_ key: PixelKey, _ body: (inout PixelEntry?) -> R) -> R {
-        if count + 1 > slots.count - slots.count / 8 { grow() }
+        if count + 1 > Self.maxCount(slots.count) { grow() }
         switch place(key) {
         case .found(let index):
             var entry: PixelEntry? = slots[index].entry
@@ -147,7 +148,8 @@ struct PixelTable: Sendable {
         }
     }
 
-    /// Removes every entry for which `shouldRemove` is true, in one pass that rebuilds the table at the size left.
+    /// Removes every entry for which `shouldRemove` is true (an eviction: many at once), copying the rest into fresh
+    /// slots in one pass rather than shifting runs back key by key.
     mutating func removeAll(where shouldRemove: (PixelEntry) -> Bool) {
         guard slots.contains(where: { $0.occupied && shouldRemove($0.entry) }) else { return }
         var kept = PixelTable(minimumCapacity: count)
