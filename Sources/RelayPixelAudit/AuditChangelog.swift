@@ -56,7 +56,7 @@ public enum AuditChangelog {
 
     static func windowKey(_ key: WindowKey) -> [UInt8] {
         var w = BinaryWriter(capacity: 17)
-        w.append(raw: [UInt8(ascii: "w")])
+        w.put(UInt8(ascii: "w"))
         w.put(key.destination)
         w.put(key.start)
         return w.bytes
@@ -64,7 +64,7 @@ public enum AuditChangelog {
 
     static func pixelKey(_ key: PixelKey) -> [UInt8] {
         var w = BinaryWriter(capacity: 17)
-        w.append(raw: [UInt8(ascii: "p")])
+        w.put(UInt8(ascii: "p"))
         w.put(key.hi)
         w.put(key.lo)
         return w.bytes
@@ -100,7 +100,7 @@ public enum AuditChangelog {
         let windowMs: Int64
         let graceMs: Int64
         private(set) var windows: [WindowKey: WindowTally] = [:]
-        private(set) var pixels: [PixelKey: PixelEntry] = [:]
+        private(set) var pixels = PixelTable()
         private var pendingWindows: [WindowKey: WindowTally?] = [:]
         private var pendingPixels: [PixelKey: PixelEntry?] = [:]
         private(set) var nextOffset: Int64 = 0
@@ -202,9 +202,10 @@ public enum AuditChangelog {
 }
 
 extension PartitionAudit {
-    mutating func restore(watermark: Int64, windows: [WindowKey: WindowTally], pixels: [PixelKey: PixelEntry]) {
+    mutating func restore(watermark: Int64, windows: [WindowKey: WindowTally], pixels: PixelTable) {
         self.windows = windows
         self.pixels = pixels
+        self.pixels.forgetChanges()  // on the changelog already
         self.watermark = watermark
         recomputeSchedule()
     }

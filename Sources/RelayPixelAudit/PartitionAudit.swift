@@ -24,14 +24,15 @@ public struct PartitionAudit: Sendable {
     /// The partition's event time: the highest `ts` seen (or the latest close the idle fallback moved it to).
     public internal(set) var watermark: Int64 = Int64.min
     var windows: [WindowKey: WindowTally] = [:]
-    var pixels: [PixelKey: PixelEntry] = [:]
+    /// Also keeps which pixels changed since `takeChanges()`.
+    var pixels = PixelTable()
     private var nextCloseAt = Int64.max
     private var nextEvictAt = Int64.max
     /// Per destination, what changed since `takeMetrics()` (not checkpointed: metrics restart with the process).
     var metrics: [(Int64, AuditDeltas)] = []
-    /// Keys changed (or removed) since `takeChanges()`: what the next changelog write carries.
+    /// Windows changed (or removed) since `takeChanges()`: with the pixels marked changed, what the next changelog
+    /// write carries.
     var changedWindows: Set<WindowKey> = []
-    var changedPixels: Set<PixelKey> = []
 
     public init(partition: Int32, windowMs: Int64, graceMs: Int64, retentionMs: Int64? = nil) {
         precondition(windowMs > 0 && graceMs >= 0)
@@ -82,68 +83,80 @@ public struct PartitionAudit: Sendable {
     }
 
     private mutating func fired(_ event: PixelSighting) {
-        changedPixels.insert(event.key)
         let start = windowStart(event.ts)
-        let fresh = PixelEntry(destination: event.destinationID, window: start, status: .fired)
-        // Insert first (one lookup on the common path: a new pixel); put the old entry back if there was one.
-        if let entry = isExpired(start) ? pixels[event.key] : pixels.updateValue(fresh, forKey: event.key) {
-            pixels[event.key] = entry
-            switch entry.status {
-            case .fired, .received:
-                return  // the same pixel fired again (a replayed producer write): it counts once
-            case .pendingReceipt:
-                // Its receipt came first and is still waiting: both count now, in the fired event's window.
-                update(WindowKey(destination: entry.destination, start: entry.window)) { $0.pendingReceipts -= 1 }
-                pixels[event.key] = PixelEntry(destination: event.destinationID, window: start, status: .received)
-                update(WindowKey(destination: event.destinationID, start: start)) { t in
-                    t.fired += 1
-                    t.received += 1
-                    t.duplicate += Int64(entry.extraReceipts)
-                }
-                note(event.destinationID) { $0.fired += 1; $0.received += 1 }
-            case .unmatched:
-                // Its receipt was already reported as unmatched: move it to the fired event's window.
-                update(WindowKey(destination: entry.destination, start: entry.window)) { $0.unmatched -= 1 }
-                pixels[event.key] = PixelEntry(destination: event.destinationID, window: start, status: .received)
-                update(WindowKey(destination: event.destinationID, start: start)) { t in
-                    t.fired += 1
-                    t.received += 1
-                    if t.closed { t.late += 1 }
-                }
-                note(event.destinationID) { $0.fired += 1; $0.received += 1 }
+        let expired = isExpired(start)
+        // One lookup: a new pixel goes in, a receipt that came first is resolved in place.
+        let earlier = pixels.withEntry(event.key) { entry -> PixelEntry? in
+            let earlier = entry
+            switch earlier?.status {
+            case nil:
+                if !expired { entry = PixelEntry(destination: event.destinationID, window: start, status: .fired) }
+            case .fired?, .received?:
+                break  // the same pixel fired again (a replayed producer write): it counts once
+            case .pendingReceipt?, .unmatched?:
+                entry = PixelEntry(destination: event.destinationID, window: start, status: .received)
             }
+            return earlier
+        }
+        guard let earlier else {
+            guard !expired else {
+                note(event.destinationID) { $0.expired += 1 }
+                return
+            }
+            update(WindowKey(destination: event.destinationID, start: start)) { $0.fired += 1 }
+            note(event.destinationID) { $0.fired += 1 }
             return
         }
-        guard !isExpired(start) else {
-            note(event.destinationID) { $0.expired += 1 }
+        switch earlier.status {
+        case .fired, .received:
             return
+        case .pendingReceipt:
+            // Its receipt came first and is still waiting: both count now, in the fired event's window.
+            update(WindowKey(destination: earlier.destination, start: earlier.window)) { $0.pendingReceipts -= 1 }
+            update(WindowKey(destination: event.destinationID, start: start)) { t in
+                t.fired += 1
+                t.received += 1
+                t.duplicate += Int64(earlier.extraReceipts)
+            }
+            note(event.destinationID) { $0.fired += 1; $0.received += 1 }
+        case .unmatched:
+            // Its receipt was already reported as unmatched: move it to the fired event's window.
+            update(WindowKey(destination: earlier.destination, start: earlier.window)) { $0.unmatched -= 1 }
+            update(WindowKey(destination: event.destinationID, start: start)) { t in
+                t.fired += 1
+                t.received += 1
+                if t.closed { t.late += 1 }
+            }
+            note(event.destinationID) { $0.fired += 1; $0.received += 1 }
         }
-        update(WindowKey(destination: event.destinationID, start: start)) { $0.fired += 1 }
-        note(event.destinationID) { $0.fired += 1 }
     }
 
     private mutating func received(_ event: PixelSighting) {
-        changedPixels.insert(event.key)
-        if let index = pixels.index(forKey: event.key) {
-            var entry = pixels.values[index]
-            let key = WindowKey(destination: entry.destination, start: entry.window)
-            switch entry.status {
+        // One lookup for a known pixel: its status moves on in place.
+        let known = pixels.withEntry(event.key) { entry -> PixelEntry? in
+            guard let known = entry else { return nil }
+            switch known.status {
+            case .fired: entry!.status = .received
+            case .received, .unmatched: break
+            case .pendingReceipt: if known.extraReceipts < UInt16.max { entry!.extraReceipts += 1 }
+            }
+            return known
+        }
+        if let known {
+            let key = WindowKey(destination: known.destination, start: known.window)
+            switch known.status {
             case .fired:
-                entry.status = .received
-                pixels.values[index] = entry
                 var late = false
                 update(key) { t in
                     t.received += 1
                     if t.closed { t.late += 1; late = true }
                 }
-                note(entry.destination) { $0.received += 1; if late { $0.late += 1 } }
+                note(known.destination) { $0.received += 1; if late { $0.late += 1 } }
             case .received, .unmatched:
                 update(key) { $0.duplicate += 1 }
-                note(entry.destination) { $0.duplicate += 1 }
+                note(known.destination) { $0.duplicate += 1 }
             case .pendingReceipt:
-                if entry.extraReceipts < UInt16.max { entry.extraReceipts += 1 }
-                pixels.values[index] = entry
-                note(entry.destination) { $0.duplicate += 1 }
+                note(known.destination) { $0.duplicate += 1 }
             }
             return
         }
@@ -168,7 +181,7 @@ public struct PartitionAudit: Sendable {
         let closeAt = key.start + windowMs + graceMs
         let dueAlready = watermark != Int64.min && closeAt <= watermark
         var closed = false
-        changedWindows.insert(key)
+        var listed = true
         Self.modify(&windows[key, default: WindowTally()]) { tally in  // one lookup, changed in place
             if !tally.known {
                 tally.known = true
@@ -180,7 +193,10 @@ public struct PartitionAudit: Sendable {
                 tally.revision &+= 1
             }
             closed = tally.closed
+            listed = tally.listed
+            tally.listed = true
         }
+        if !listed { changedWindows.insert(key) }  // once per write, not once per event
         if closed { nextEvictAt = min(nextEvictAt, closeAt + retentionMs) }
         else { nextCloseAt = min(nextCloseAt, closeAt) }
     }
@@ -245,11 +261,15 @@ public struct PartitionAudit: Sendable {
         nextCloseAt = nextClose
         guard !waiting.isEmpty else { return }
         // Receipts still waiting for their fired event in a window that just closed are unmatched.
-        for (pixel, entry) in pixels where entry.status == .pendingReceipt {
+        var resolved: [PixelEntry] = []
+        pixels.updateAll { _, entry in
+            guard entry.status == .pendingReceipt,
+                  waiting.contains(WindowKey(destination: entry.destination, start: entry.window)) else { return }
+            resolved.append(entry)
+            entry = PixelEntry(destination: entry.destination, window: entry.window, status: .unmatched)
+        }
+        for entry in resolved {
             let key = WindowKey(destination: entry.destination, start: entry.window)
-            guard waiting.contains(key) else { continue }
-            pixels[pixel] = PixelEntry(destination: entry.destination, window: entry.window, status: .unmatched)
-            changedPixels.insert(pixel)
             windows[key]!.pendingReceipts -= 1
             windows[key]!.unmatched += 1
             windows[key]!.duplicate += Int64(entry.extraReceipts)
@@ -265,13 +285,9 @@ public struct PartitionAudit: Sendable {
             windows[key] = nil
             changedWindows.insert(key)
         }
-        let gonePixels = pixels.compactMap { key, entry in
-            entry.window <= cutoff && windows[WindowKey(destination: entry.destination, start: entry.window)] == nil
-                ? key : nil
-        }
-        for key in gonePixels {
-            pixels[key] = nil
-            changedPixels.insert(key)
+        let kept = windows
+        pixels.removeAll { entry in
+            entry.window <= cutoff && kept[WindowKey(destination: entry.destination, start: entry.window)] == nil
         }
         nextEvictAt = windows.reduce(Int64.max) { next, item in
             item.value.closed ? min(next, item.key.start + windowMs + graceMs + retentionMs) : next
@@ -323,17 +339,19 @@ public struct PartitionAudit: Sendable {
     public mutating func takeChanges() -> AuditChanges {
         var changes = AuditChanges(partition: partition, windowMs: windowMs, graceMs: graceMs,
                                    retentionMs: retentionMs, nextOffset: nextOffset, watermark: watermark)
-        changes.windows = changedWindows.sorted().map { ($0, windows[$0]) }
-        changes.pixels = changedPixels.sorted().map { ($0, pixels[$0]) }
+        changes.windows = changedWindows.sorted().map { key in
+            windows[key]?.listed = false
+            return (key, windows[key])
+        }
+        changes.pixels = pixels.takeChanges()
         changedWindows.removeAll(keepingCapacity: true)
-        changedPixels.removeAll(keepingCapacity: true)
         return changes
     }
 
     /// Changes whose write failed: their keys are written again (with their values then) by the next write.
     public mutating func requeue(_ changes: AuditChanges) {
         for (key, _) in changes.windows { changedWindows.insert(key) }
-        for (key, _) in changes.pixels { changedPixels.insert(key) }
+        pixels.requeue(changes.pixels.lazy.map(\.0))
     }
 
     /// Metric changes since the last call, per destination.
@@ -390,6 +408,8 @@ struct WindowTally: Sendable, Equatable {
     var revision: UInt64 = 0
     /// False only for the default value of a window being created.
     var known = false
+    /// In `changedWindows` (set by `update`, cleared by `takeChanges`; not written to the changelog).
+    var listed = false
 }
 
 struct PixelEntry: Sendable, Equatable {

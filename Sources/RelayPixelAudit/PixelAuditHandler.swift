@@ -86,22 +86,23 @@ public final class PixelAuditHandler: RecordHandler {
         var index: [Pair: Int] = [:]
         var current = -1
         for i in records.indices {
-            let record = records[i]
-            if current >= 0, runs[current].partition == record.partition, runs[current].generation == record.generation,
-               runs[current].topic == record.topic
+            // Fields read in place: a copy of the record (`let record = records[i]`) retained and released its
+            // topic, bytes and headers for every record.
+            let partition = records[i].partition, generation = records[i].generation
+            if current >= 0, runs[current].partition == partition, runs[current].generation == generation,
+               runs[current].topic == records[i].topic
             {
                 runs[current].indices.append(i)
                 continue
             }
-            let pair = Pair(tp: record.topicPartition, generation: record.generation)
+            let pair = Pair(tp: TopicPartition(records[i].topic, partition), generation: generation)
             if let existing = index[pair] {
                 current = existing
                 runs[existing].indices.append(i)
             } else {
                 current = runs.count
                 index[pair] = current
-                runs.append(Run(topic: record.topic, partition: record.partition, generation: record.generation,
-                                indices: [i]))
+                runs.append(Run(topic: records[i].topic, partition: partition, generation: generation, indices: [i]))
             }
         }
         if Set(runs.map(\.partition)).count == runs.count {

@@ -53,7 +53,7 @@ struct PixelEventDecoding {
         if try scanner.beginObject() {
             repeat {
                 let raw = try scanner.objectKey()
-                if let key = Key.allCases.first(where: { scanner.equals(raw, $0.name) }) {
+                if let key = knownKey(raw) {
                     guard seen & key.rawValue == 0 else { throw MalformedInput("\(key.text): duplicate key") }
                     seen |= key.rawValue
                     try read(key, into: &fields)
@@ -66,10 +66,32 @@ struct PixelEventDecoding {
         }
         scanner.skipWhitespace()
         guard scanner.isAtEnd else { throw scanner.syntaxError("trailing characters after the object") }
-        for key in [Key.type, .pixelID, .destinationID, .ts] where seen & key.rawValue == 0 {
+        let required = [Key.type, .pixelID, .destinationID, .ts]
+        if seen & Self.requiredMask != Self.requiredMask, let key = required.first(where: { seen & $0.rawValue == 0 }) {
             throw MalformedInput("\(key.text): missing")
         }
         return fields
+    }
+
+    private static let requiredMask = Key.type.rawValue | Key.pixelID.rawValue | Key.destinationID.rawValue
+        | Key.ts.rawValue
+
+    /// The known key a key token names, if any. Without escapes (all but forged records) its length leaves one
+    /// candidate, compared once, instead of every name in turn.
+    private func knownKey(_ raw: JSONScanner.RawString) -> Key? {
+        guard !raw.hasEscapes else { return Key.allCases.first { scanner.equals(raw, $0.name) } }
+        let candidate: Key
+        switch raw.end - raw.start {
+        case 2: candidate = .ts
+        case 3: candidate = .url
+        case 4: candidate = scanner.bytes[raw.start] == UInt8(ascii: "t") ? .type : .uuid
+        case 6: candidate = .source
+        case 7: candidate = .aliases
+        case 8: candidate = .pixelID
+        case 14: candidate = .destinationID
+        default: return nil
+        }
+        return scanner.equals(raw, candidate.name) ? candidate : nil
     }
 
     private mutating func read(_ key: Key, into fields: inout Fields) throws(MalformedInput) {
@@ -101,7 +123,11 @@ struct PixelEventDecoding {
             if materialize { fields.url = scanner.string(raw) }
         case .source:
             let raw = try string(key)
-            guard let source = PixelEvent.Source(rawValue: scanner.string(raw)) else {
+            // Compared where it lies: no String per event.
+            let named = scanner.withContent(raw) { content in
+                PixelEvent.Source.allCases.first { $0.rawValue.utf8.elementsEqual(content) }
+            }
+            guard let source = named else {
                 throw MalformedInput("source: expected edge, redirect, beacon or partner")
             }
             fields.source = source
