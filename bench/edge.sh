@@ -7,7 +7,8 @@
 #    config on another port) serving a static body of the same size. Max rate: wrk -t2 -c64 for 10 s each.
 #    Latency "at half the max rate": wrk cannot pace requests (wrk2 is not available), so each server is also run
 #    with 1, 2, 4 and 8 connections (one thread) and the run whose rate is closest to half of its own max is
-#    reported with its p50/p99 (closed-loop load: fewer connections = lower offered rate).
+#    reported with its p50/p99 (closed-loop load: fewer connections = lower offered rate). The same max-rate pair
+#    again without d_dst (the segments as JSON only) against nginx serving that body.
 # 3. Memory: the edge's resident memory with N users loaded, and the store's own accounting for 1 M and 10 M users
 #    (relay-edge --measure-store).
 # Environment: EDGE_PORT (default 18480), NGINX_PORT (18481), WRK_SECONDS (10), SKIP_10M=1 to skip the 10 M store.
@@ -104,6 +105,10 @@ LUA
 SAMPLE=$(curl -fsS "http://127.0.0.1:$EDGE_PORT/event?d_uuid=$(head -1 "$WORK/users.txt")&d_rtbd=json&d_dst=1")
 echo "bench: sample answer (${#SAMPLE} bytes): $SAMPLE"
 printf '%s' "$SAMPLE" >"$WORK/nginx/html/event.json"
+# The same calls without destinations (only the segments as JSON): no URLs signed, no pixel events produced.
+sed 's/&d_dst=1//' "$WORK/event.lua" >"$WORK/event-nodst.lua"
+curl -fsS "http://127.0.0.1:$EDGE_PORT/event?d_uuid=$(head -1 "$WORK/users.txt")&d_rtbd=json" \
+  >"$WORK/nginx/html/event-nodst.json"
 cat >"$WORK/nginx/nginx.conf" <<NGINX
 worker_processes 2;
 pid $WORK/nginx/nginx.pid;
@@ -116,6 +121,7 @@ http {
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location / { root $WORK/nginx/html; default_type application/json; try_files /event.json =404; }
+    location /nodst { root $WORK/nginx/html; default_type application/json; try_files /event-nodst.json =404; }
   }
 }
 NGINX
@@ -160,6 +166,11 @@ echo "bench:   relay-edge /event  $EDGE_MAX req/s (p50 $EDGE_MAX_P50 ms, p99 $ED
 echo "bench:   nginx static       $NGINX_MAX req/s (p50 $NGINX_MAX_P50 ms, p99 $NGINX_MAX_P99 ms)"
 echo "bench:   ratio relay-edge / nginx: $(awk -v a="$EDGE_MAX" -v b="$NGINX_MAX" 'BEGIN{printf "%.2f", a/b}')"
 bench_result relay-edge "$EDGE_MAX" requests/s "$NGINX_MAX" "nginx same body" - request "$(peak_rss_kb $EDGE)" "$USERS"
+read -r BARE_MAX _ _ < <(wrk_run "http://127.0.0.1:$EDGE_PORT/" "$WORK/event-nodst.lua" 2 64)
+read -r NGINX_BARE _ _ < <(wrk_run "http://127.0.0.1:$NGINX_PORT/nodst" "" 2 64)
+echo "bench:   without destinations: relay-edge $BARE_MAX req/s, nginx $NGINX_BARE req/s," \
+  "ratio $(awk -v a="$BARE_MAX" -v b="$NGINX_BARE" 'BEGIN{printf "%.2f", a/b}')"
+bench_result relay-edge-nodst "$BARE_MAX" requests/s "$NGINX_BARE" "nginx same body" - request "$(peak_rss_kb $EDGE)" "$USERS"
 echo "bench: latency near half of each server's max rate (1 thread; 1/2/4/8 connections, closest to max/2 kept)"
 read -r EC ER E50 E99 < <(half_load "http://127.0.0.1:$EDGE_PORT/" "$WORK/event.lua" "$EDGE_MAX")
 read -r NC NR N50 N99 < <(half_load "http://127.0.0.1:$NGINX_PORT/event" "" "$NGINX_MAX")
