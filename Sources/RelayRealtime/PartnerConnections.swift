@@ -17,10 +17,11 @@ import Synchronization
 /// ``EventLoopTaskExecutor``), and kept while the partner keeps them; how many exist at once is bounded by the caller's
 /// cap on requests in flight.
 final class PartnerConnections: Sendable {
-    /// What the partner answered: enough to classify the attempt.
+    /// What the partner answered: enough to classify the attempt, and whether the connection may be kept.
     struct Answer: Sendable {
         let status: Int
         let retryAfter: String?
+        let keepAlive: Bool
     }
 
     enum Failure: Error, CustomStringConvertible {
@@ -115,7 +116,7 @@ final class PartnerConnections: Sendable {
     private func exchange(_ head: HTTPRequestHead, _ body: ByteBuffer, on channel: any Channel,
                           deadline: NIODeadline) async throws -> Answer
     {
-        let answer = channel.eventLoop.makePromise(of: ExchangeHandler.Answer.self)
+        let answer = channel.eventLoop.makePromise(of: Answer.self)
         let exchange = ExchangeHandler.Exchange(head: head, body: body, deadline: deadline, answer: answer)
         // A channel closed before the write reached the handler fails the write, not the handler: fail the answer
         // then (a promise completed twice keeps its first result).
@@ -123,7 +124,7 @@ final class PartnerConnections: Sendable {
         do {
             let result = try await answer.futureResult.get()
             if result.keepAlive { putBack(channel) } else { close(channel) }
-            return Answer(status: result.status, retryAfter: result.retryAfter)
+            return result
         } catch {
             close(channel)
             throw error
@@ -198,11 +199,7 @@ private final class ExchangeHandler: ChannelDuplexHandler {
     typealias OutboundIn = Exchange
     typealias OutboundOut = HTTPClientRequestPart
 
-    struct Answer: Sendable {
-        let status: Int
-        let retryAfter: String?
-        let keepAlive: Bool
-    }
+    typealias Answer = PartnerConnections.Answer
 
     struct Exchange: Sendable {
         let head: HTTPRequestHead

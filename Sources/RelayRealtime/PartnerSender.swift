@@ -15,7 +15,7 @@ public let messageIDHeader = "X-Relay-Message-Id"
 public struct PartnerSender: Sendable {
     public let destinationID: Int
     public let settings: RealtimeSettings
-    /// The partner's endpoint; `client` only fetches OAuth 2.0 tokens.
+    /// The partner's endpoint (the `client` given to `init` only fetches OAuth 2.0 tokens).
     let connections: PartnerConnections
     let signer: SigningAlgorithm.Signer?
     let tokens: OAuth2TokenSource?

@@ -118,7 +118,7 @@ public struct RealtimeHandler: RecordHandler {
 /// The HTTP client that fetches OAuth 2.0 tokens for the realtime destinations (messages go through each
 /// destination's ``PartnerConnections``).
 public enum RealtimeHTTP {
-    public static func makeClient(config: RelayConfig) -> HTTPClient {
+    public static func makeClient() -> HTTPClient {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled

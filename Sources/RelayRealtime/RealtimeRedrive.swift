@@ -49,8 +49,8 @@ public final class RealtimeRedrive: Sendable {
     private let backoff: RetryBackoff
 
     /// Resolves the destination's secrets now (a `SecretError` names what is missing).
-    public init(destination: Destination, settings: RealtimeSettings, config: RelayConfig) throws {
-        let client = RealtimeHTTP.makeClient(config: config)
+    public init(destination: Destination, settings: RealtimeSettings) throws {
+        let client = RealtimeHTTP.makeClient()
         do {
             sender = try PartnerSender(destination: destination, settings: settings, client: client)
         } catch {

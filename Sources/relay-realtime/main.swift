@@ -17,7 +17,7 @@ struct RelayRealtimeCommand: AsyncParsableCommand {
         try await WorkerMain.run(name: "relay-realtime", options: options, defaultMetricsPort: 9101,
                                  topics: { [$0.kafka.topics.qualifications] }) { context in
             // The handler owns the client: its `resources` shut it down after the consumer has stopped.
-            let client = RealtimeHTTP.makeClient(config: context.config)
+            let client = RealtimeHTTP.makeClient()
             do { return try RealtimeHandler(context: context, client: client) } catch {
                 try? client.syncShutdown()  // never used: nothing in flight
                 throw error

@@ -108,7 +108,7 @@ extension DeadLetters {
         {
             let sender: RealtimeRedrive
             do {
-                sender = try RealtimeRedrive(destination: target, settings: settings, config: config)
+                sender = try RealtimeRedrive(destination: target, settings: settings)
             } catch let error as SecretError {
                 throw CLIError("destination \(destination): \(error)")
             }
